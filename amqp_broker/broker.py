@@ -1,0 +1,168 @@
+"""The broker: listeners, vhosts, users and the store, with a start/stop lifecycle.
+
+    async with Broker(port=0, data_dir=tmp) as broker:
+        connect_somehow(broker.url)
+
+`stop()` closes every client with connection.close 320 CONNECTION_FORCED (what RabbitMQ sends
+on shutdown), waits briefly for close-ok, then flushes and closes the store, so nothing is left
+half-written.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from . import errors
+from .auth import UserStore
+from .connection import Connection
+from .vhost import VHost
+
+log = logging.getLogger("amqp_broker")
+
+SHUTDOWN_TEXT = errors.reply_text(
+    errors.CONNECTION_FORCED, "broker forced connection closure with reason 'shutdown'"
+)
+
+
+class Broker:
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int = 5672,
+        data_dir: str | os.PathLike | None = None,
+        heartbeat: int = 60,
+        users: dict[str, str] | None = None,
+        frame_max: int = 131072,
+        channel_max: int = 2047,
+        store=None,
+    ):
+        self.host = host or None
+        self.port = port
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.heartbeat = heartbeat
+        self.frame_max = frame_max
+        self.channel_max = channel_max
+        self.users = UserStore(users)
+        self.store = store
+        self.vhosts: dict[str, VHost] = {}
+        self.connections: set[Connection] = set()
+        # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
+        self.reply_channels: dict = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        self.started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> "Broker":
+        self.loop = asyncio.get_running_loop()
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.store is None:
+            from .storage import MemoryStore
+
+            self.store = MemoryStore()
+        await self.store.open()
+        self.vhosts["/"] = VHost("/", self.store)
+        self._recover()
+        server = await self.loop.create_server(
+            lambda: Connection(self), host=self.host, port=self.port, reuse_address=True, backlog=1024
+        )
+        self._servers.append(server)
+        if not self.port:
+            self.port = server.sockets[0].getsockname()[1]
+        self.started = True
+        log.info("amqp-broker listening on %s", ", ".join(_addr(s.getsockname()) for s in server.sockets))
+        return self
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        for server in self._servers:
+            server.close()
+        conns = list(self.connections)
+        for conn in conns:
+            conn.close(errors.CONNECTION_FORCED, SHUTDOWN_TEXT)
+        if conns:
+            waits = [asyncio.ensure_future(c.closed_event.wait()) for c in conns]
+            done, pending = await asyncio.wait(waits, timeout=3.0)
+            for fut in pending:
+                fut.cancel()
+            for conn in conns:
+                if conn.transport is not None and not conn.transport.is_closing():
+                    conn.transport.abort()
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        self._servers.clear()
+        await self.store.close()
+
+    async def __aenter__(self) -> "Broker":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (the CLI cancels it on SIGINT/SIGTERM)."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # -- recovery ----------------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Bring back durable exchanges, queues and bindings from the store."""
+        from .codec import guess_typed
+        from .exchanges import make_exchange
+        from .queue import Queue
+
+        defs = self.store.load()
+        for xd in defs.exchanges:
+            vhost = self.vhosts.get(xd.vhost)
+            if vhost is None or xd.name in vhost.exchanges:
+                continue
+            ex = make_exchange(xd.type, xd.name, xd.durable, xd.auto_delete, xd.internal, xd.arguments)
+            ex.typed_arguments = guess_typed(xd.arguments)
+            vhost.exchanges[xd.name] = ex
+        for qd in defs.queues:
+            vhost = self.vhosts.get(qd.vhost)
+            if vhost is None or qd.name in vhost.queues:
+                continue
+            vhost.queues[qd.name] = Queue(
+                vhost, qd.name, qd.durable, None, qd.auto_delete, qd.arguments, guess_typed(qd.arguments)
+            )
+        for bd in defs.bindings:
+            vhost = self.vhosts.get(bd.vhost)
+            if vhost is None:
+                continue
+            source = vhost.exchanges.get(bd.source)
+            dest = (vhost.queues if bd.destination_type == "queue" else vhost.exchanges).get(bd.destination)
+            if source is None or dest is None:
+                continue
+            if source.bind(dest, bd.routing_key, bd.arguments):
+                vhost._sources.setdefault(dest, set()).add(source)
+
+    # -- introspection -----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = self.host
+        if host in (None, "", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"amqp://guest:guest@{host}:{self.port}/"
+
+
+def _addr(sockname) -> str:
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,361 @@
+"""AMQP 0-9-1 frame codec, sans-IO.
+
+pamqp decodes and encodes the many rare methods. The few that sit on the per-message hot path
+(basic.publish and basic.ack in; basic.deliver, basic.ack, content frames out) are encoded and
+decoded here by hand with precompiled structs, because pamqp's generic codec would cost most of a
+core at RabbitMQ's rates. tests/test_codec_unit.py checks both paths agree byte for byte.
+
+Outgoing frames never go through pamqp's `validate()`: it enforces a stricter name syntax than
+RabbitMQ (see pamqp-notes.md, trap 1) and would crash on names RabbitMQ accepts.
+"""
+from __future__ import annotations
+
+import struct
+from decimal import Decimal
+
+from pamqp import commands
+from pamqp import decode as pdecode
+from pamqp import encode as pencode
+
+from . import errors
+
+PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+
+FRAME_METHOD = 1
+FRAME_HEADER = 2
+FRAME_BODY = 3
+FRAME_HEARTBEAT = 8
+FRAME_END = 0xCE
+FRAME_END_BYTE = b"\xce"
+FRAME_OVERHEAD = 8  # 7-byte header + frame-end
+
+_FRAME_HDR = struct.Struct(">BHI")
+_CLASS_METHOD = struct.Struct(">HH")
+_U8 = struct.Struct(">B")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_HEADER_START = struct.Struct(">HHQH")  # class-id, weight, body-size, first property-flags word
+
+HEARTBEAT_FRAME = _FRAME_HDR.pack(FRAME_HEARTBEAT, 0, 0) + FRAME_END_BYTE
+
+# class/method ids of the hot methods, as one 32-bit number (pamqp's `index`)
+BASIC_PUBLISH = 0x003C0028
+BASIC_ACK = 0x003C0050
+
+
+class FrameError(Exception):
+    """Malformed framing: always a hard 501 (or 505) error."""
+
+    def __init__(self, code: int, explanation: str):
+        super().__init__(explanation)
+        self.code = code
+        self.explanation = explanation
+
+
+# ---------------------------------------------------------------------------------------------
+# Incoming frames
+
+
+def parse_frames(data, offset: int, frame_max: int):
+    """Split whole frames out of `data` starting at `offset`.
+
+    Returns (frames, new_offset) where frames is a list of (type, channel, payload) and payload
+    is a `bytes`. A frame is returned only when all of it, frame-end byte included, is present
+    (pamqp would accept a truncated heartbeat; see pamqp-notes.md trap 3).
+    """
+    frames = []
+    n = len(data)
+    unpack = _FRAME_HDR.unpack_from
+    limit = frame_max - FRAME_OVERHEAD if frame_max else 0
+    while n - offset >= 7:
+        ftype, channel, size = unpack(data, offset)
+        if limit and size > limit:
+            raise FrameError(
+                errors.FRAME_ERROR,
+                f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},{limit}}}",
+            )
+        end = offset + 7 + size
+        if end >= n:
+            break
+        if data[end] != FRAME_END:
+            raise FrameError(
+                errors.FRAME_ERROR,
+                f"type {ftype}, all octets = <<>>: {{invalid_frame_end_marker,{data[end]}}}",
+            )
+        frames.append((ftype, channel, bytes(data[offset + 7 : end])))
+        offset = end + 1
+    return frames, offset
+
+
+def method_index(payload: bytes) -> int:
+    return _U32.unpack_from(payload, 0)[0]
+
+
+def _shortstr(data: bytes, offset: int):
+    length = data[offset]
+    end = offset + 1 + length
+    return data[offset + 1 : end].decode("utf-8", "surrogateescape"), end
+
+
+def decode_publish(payload: bytes):
+    """basic.publish -> (exchange, routing_key, mandatory, immediate)."""
+    exchange, off = _shortstr(payload, 6)  # 4 bytes class/method + 2 bytes reserved ticket
+    routing_key, off = _shortstr(payload, off)
+    bits = payload[off]
+    return exchange, routing_key, bool(bits & 1), bool(bits & 2)
+
+
+def decode_ack(payload: bytes):
+    """basic.ack -> (delivery_tag, multiple)."""
+    return _U64.unpack_from(payload, 4)[0], bool(payload[12] & 1)
+
+
+def decode_method(payload: bytes):
+    """Any method via pamqp. Raises KeyError for an unknown class/method."""
+    index = _U32.unpack_from(payload, 0)[0]
+    cls = commands.INDEX_MAPPING[index]
+    obj = cls.__new__(cls)
+    obj.unmarshal(payload[4:])
+    return obj
+
+
+def decode_content_header(payload: bytes):
+    """-> (class_id, body_size). The whole payload is kept raw and forwarded as is."""
+    class_id, _weight, body_size, _flags = _HEADER_START.unpack_from(payload, 0)
+    return class_id, body_size
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed field tables. pamqp folds every integer type into `int`, but RabbitMQ's equivalence
+# errors name the AMQP type ("of type 'signedint'"), so the argument tables of declare methods
+# are decoded here keeping each value's type letter.
+
+TYPE_NAMES = {
+    "t": "bool", "b": "byte", "B": "unsignedbyte", "s": "short", "u": "unsignedshort",
+    "I": "signedint", "i": "unsignedint", "l": "long", "L": "unsignedlong", "f": "float",
+    "d": "double", "D": "decimal", "S": "longstr", "s_": "shortstr", "A": "array",
+    "T": "timestamp", "F": "table", "V": "void", "x": "binary",
+}
+
+
+def typed_table(data: bytes, offset: int):
+    """Decode a field table at `offset` -> ({key: (type_letter, value)}, new_offset)."""
+    length = _U32.unpack_from(data, offset)[0]
+    pos = offset + 4
+    end = pos + length
+    out = {}
+    while pos < end:
+        key, pos = _shortstr(data, pos)
+        letter = data[pos : pos + 1]
+        decoder = pdecode.TABLE_MAPPING.get(letter)
+        if decoder is None:
+            raise ValueError(f"unknown field type {letter!r}")
+        consumed, value = decoder(data[pos + 1 : end])
+        pos += 1 + consumed
+        out[key] = (letter.decode("latin-1"), value)
+    return out, end
+
+
+def _find_table_offset(payload: bytes, shortstrs: int, skip_before: int, bit_octets: int) -> int:
+    off = skip_before
+    for _ in range(shortstrs):
+        off = off + 1 + payload[off]
+    return off + bit_octets
+
+
+def declare_arguments(payload: bytes) -> dict:
+    """Typed `arguments` of queue.declare / exchange.declare, straight from the raw payload."""
+    index = _U32.unpack_from(payload, 0)[0]
+    if index == 0x0032000A:  # queue.declare: ticket, queue, bits, arguments
+        off = _find_table_offset(payload, 1, 6, 1)
+    elif index == 0x0028000A:  # exchange.declare: ticket, exchange, type, bits, arguments
+        off = _find_table_offset(payload, 2, 6, 1)
+    else:
+        raise ValueError("not a declare method")
+    return typed_table(payload, off)[0]
+
+
+def describe_typed(value) -> str:
+    """RabbitMQ's rendering of a typed value in equivalence errors."""
+    if value is None:
+        return "none"
+    letter, v = value
+    return f"the value '{_render(v)}' of type '{TYPE_NAMES.get(letter, letter)}'"
+
+
+def _render(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, (int, float, Decimal, str)):
+        return str(v)
+    return repr(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outgoing frames
+
+
+def shortstr(value: str) -> bytes:
+    raw = value.encode("utf-8", "surrogateescape")
+    if len(raw) > 255:
+        raise ValueError("short string longer than 255 bytes")
+    return _U8.pack(len(raw)) + raw
+
+
+def method_frame(channel: int, payload: bytes) -> bytes:
+    return _FRAME_HDR.pack(FRAME_METHOD, channel, len(payload)) + payload + FRAME_END_BYTE
+
+
+def _marshal_args(obj) -> bytes:
+    """pamqp's Frame.marshal without validate() (trap 1 of pamqp-notes.md)."""
+    byte, offset, output, in_bits = 0, 0, [], False
+    for argument in obj.__slots__:
+        data_type = obj.amqp_type(argument)
+        value = getattr(obj, argument, 0)
+        if data_type == "bit":
+            if not in_bits:
+                byte, offset, in_bits = 0, 0, True
+            if value:
+                byte |= 1 << offset
+            offset += 1
+            if offset == 8:
+                output.append(_U8.pack(byte))
+                in_bits = False
+            continue
+        if in_bits:
+            output.append(_U8.pack(byte))
+            in_bits = False
+        if data_type == "shortstr":
+            output.append(shortstr(value or ""))
+        else:
+            output.append(pencode.by_type(value, data_type))
+    if in_bits:
+        output.append(_U8.pack(byte))
+    return b"".join(output)
+
+
+def encode_method(channel: int, obj) -> bytes:
+    """A whole method frame for a pamqp method object, without pamqp's name validation."""
+    payload = _U32.pack(obj.index) + _marshal_args(obj)
+    return method_frame(channel, payload)
+
+
+def build(cls, **kwargs):
+    """Instantiate a pamqp method without running its validate()."""
+    obj = cls.__new__(cls)
+    defaults = _defaults(cls)
+    for name in cls.__slots__:
+        setattr(obj, name, kwargs.get(name, defaults.get(name)))
+    return obj
+
+
+_DEFAULTS_CACHE: dict = {}
+
+
+def _defaults(cls) -> dict:
+    found = _DEFAULTS_CACHE.get(cls)
+    if found is None:
+        import inspect
+
+        found = {
+            p.name: p.default
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+        _DEFAULTS_CACHE[cls] = found
+    return found
+
+
+def encode(channel: int, cls, **kwargs) -> bytes:
+    return encode_method(channel, build(cls, **kwargs))
+
+
+# Hot-path encoders -----------------------------------------------------------------------------
+
+_DELIVER_ID = _CLASS_METHOD.pack(60, 60)
+_GETOK_ID = _CLASS_METHOD.pack(60, 71)
+_RETURN_ID = _CLASS_METHOD.pack(60, 50)
+_ACK_ID = _CLASS_METHOD.pack(60, 80)
+_NACK_ID = _CLASS_METHOD.pack(60, 120)
+_DELIVER_TAIL = struct.Struct(">QB")
+
+
+def exchange_routing_key(exchange: str, routing_key: str) -> bytes:
+    """The `exchange routing-key` pair as it ends deliver/get-ok/return; cached per message."""
+    return shortstr(exchange) + shortstr(routing_key)
+
+
+def deliver_frame(channel: int, ctag: bytes, delivery_tag: int, redelivered: bool, xrk: bytes) -> bytes:
+    """basic.deliver; `ctag` is the consumer tag already encoded as a shortstr."""
+    payload = b"".join((_DELIVER_ID, ctag, _DELIVER_TAIL.pack(delivery_tag, redelivered), xrk))
+    return _FRAME_HDR.pack(FRAME_METHOD, channel, len(payload)) + payload + FRAME_END_BYTE
+
+
+def get_ok_frame(channel: int, delivery_tag: int, redelivered: bool, xrk: bytes, message_count: int) -> bytes:
+    payload = b"".join(
+        (_GETOK_ID, _DELIVER_TAIL.pack(delivery_tag, redelivered), xrk, _U32.pack(message_count))
+    )
+    return _FRAME_HDR.pack(FRAME_METHOD, channel, len(payload)) + payload + FRAME_END_BYTE
+
+
+def return_frame(channel: int, reply_code: int, reply_text: str, xrk: bytes) -> bytes:
+    payload = b"".join((_RETURN_ID, _U16.pack(reply_code), shortstr(reply_text), xrk))
+    return _FRAME_HDR.pack(FRAME_METHOD, channel, len(payload)) + payload + FRAME_END_BYTE
+
+
+def ack_frame(channel: int, delivery_tag: int, multiple: bool) -> bytes:
+    payload = _ACK_ID + _DELIVER_TAIL.pack(delivery_tag, 1 if multiple else 0)
+    return _FRAME_HDR.pack(FRAME_METHOD, channel, 13) + payload + FRAME_END_BYTE
+
+
+def nack_frame(channel: int, delivery_tag: int, multiple: bool) -> bytes:
+    payload = _NACK_ID + _DELIVER_TAIL.pack(delivery_tag, 1 if multiple else 0)
+    return _FRAME_HDR.pack(FRAME_METHOD, channel, 13) + payload + FRAME_END_BYTE
+
+
+def content_frames(channel: int, header: bytes, body: bytes, frame_max: int) -> bytes:
+    """The content header (forwarded byte for byte) and the body cut to frame_max."""
+    pack = _FRAME_HDR.pack
+    parts = [pack(FRAME_HEADER, channel, len(header)), header, FRAME_END_BYTE]
+    size = len(body)
+    if size:
+        chunk = frame_max - FRAME_OVERHEAD
+        if size <= chunk:
+            parts += (pack(FRAME_BODY, channel, size), body, FRAME_END_BYTE)
+        else:
+            view = memoryview(body)
+            for start in range(0, size, chunk):
+                piece = view[start : start + chunk]
+                parts += (pack(FRAME_BODY, channel, len(piece)), piece, FRAME_END_BYTE)
+    return b"".join(parts)
+
+
+def guess_typed(table: dict) -> dict:
+    """Type letters for a plain table (recovered definitions), as pika would have sent it."""
+    import datetime
+
+    out = {}
+    for key, value in (table or {}).items():
+        if isinstance(value, bool):
+            letter = "t"
+        elif isinstance(value, int):
+            letter = "I" if -(2**31) <= value < 2**31 else "l"
+        elif isinstance(value, float):
+            letter = "d"
+        elif isinstance(value, Decimal):
+            letter = "D"
+        elif isinstance(value, (str, bytes)):
+            letter = "S"
+        elif isinstance(value, dict):
+            letter = "F"
+        elif isinstance(value, list):
+            letter = "A"
+        elif isinstance(value, datetime.datetime):
+            letter = "T"
+        else:
+            letter = "V"
+        out[key] = (letter, value)
+    return out

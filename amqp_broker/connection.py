@@ -1,0 +1,495 @@
+"""One client connection: the socket side of the broker.
+
+An asyncio.Protocol, so reading costs no task per frame: `data_received` splits whole frames
+(codec.parse_frames), runs each one to completion against the channel, and writes everything
+that produced (replies, deliveries, coalesced confirms) with one transport.write at the end.
+Output produced outside a read (a delivery caused by another connection's publish) is flushed
+once per event-loop iteration.
+
+The handshake (protocol header, start/start-ok, tune/tune-ok, open) and the rules about which
+frame may arrive when are enforced here; channel-scoped work is delegated to Channel.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import socket
+
+from pamqp import commands as C
+
+from . import __version__, codec, errors
+from .auth import MECHANISMS, AuthError
+from .channel import CLOSED, CLOSING, OPEN, Channel
+from .codec import BASIC_ACK, BASIC_PUBLISH, FrameError
+from .errors import AMQPError
+
+log = logging.getLogger("amqp_broker.connection")
+
+HANDSHAKE_TIMEOUT = 10.0
+CLOSE_OK_TIMEOUT = 3.0
+FRAME_MIN_SIZE = 4096
+
+# connection states
+S_HEADER, S_START_OK, S_TUNE_OK, S_OPEN, S_OPENED, S_CLOSING, S_CLOSED = range(7)
+
+CAPABILITIES = (
+    "publisher_confirms",
+    "exchange_exchange_bindings",
+    "basic.nack",
+    "consumer_cancel_notify",
+    "connection.blocked",
+    "consumer_priorities",
+    "authentication_failure_close",
+    "per_consumer_qos",
+    "direct_reply_to",
+)
+
+
+def server_properties() -> dict:
+    return {
+        "capabilities": {name: True for name in CAPABILITIES},
+        "cluster_name": f"amqp-broker@{socket.gethostname()}",
+        "copyright": "Copyright (c) the amqp-broker authors",
+        "information": "Licensed under the MIT license. An AMQP 0-9-1 broker in Python.",
+        "platform": f"Python {platform.python_version()}",
+        "product": "amqp-broker",
+        "version": __version__,
+    }
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, broker):
+        self.broker = broker
+        self.loop = broker.loop
+        self.transport: asyncio.Transport | None = None
+        self.state = S_HEADER
+        self._buf = b""
+        self.frame_max = broker.frame_max
+        self.channel_max = broker.channel_max
+        self.heartbeat = 0
+        self.channels: dict[int, Channel] = {}
+        self._out: list[bytes] = []
+        self._receiving = False
+        self._flush_scheduled = False
+        self._confirm_channels: set[Channel] = set()
+        self.write_paused = False
+        self.user = None
+        self.vhost = None
+        self.client_properties: dict = {}
+        self.capabilities: dict = {}
+        self.exclusive_queues: set = set()
+        self.peer: tuple | None = None
+        self.name = "?"
+        self._recv_seen = True
+        self._sent_seen = False
+        self._missed_ticks = 0
+        self._heartbeat_timer = None
+        self._deadline_timer = None
+        self.closed_event = asyncio.Event()
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.peer = peer
+        if peer and sock:
+            self.name = f"{_fmt(peer)} -> {_fmt(sock)}"
+        transport.set_write_buffer_limits(high=1 << 20)
+        self.broker.connections.add(self)
+        self._deadline_timer = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+
+    def connection_lost(self, exc) -> None:
+        if self.state == S_CLOSED:
+            return
+        self.state = S_CLOSED
+        self._cleanup()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        for channel in self.channels.values():
+            channel.paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for channel in list(self.channels.values()):
+            if channel.state == OPEN:
+                channel.resume()
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == S_CLOSED:
+            return
+        self._recv_seen = True
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        if self.state == S_HEADER:
+            if len(data) < 8:
+                self._buf = data
+                return
+            if data[:8] != codec.PROTOCOL_HEADER:
+                # wrong protocol or version: answer with ours and close, as the spec says
+                self.transport.write(codec.PROTOCOL_HEADER)
+                self._abort()
+                return
+            data = data[8:]
+            self.state = S_START_OK
+            self.send(
+                codec.encode(
+                    0, C.Connection.Start, version_major=0, version_minor=9,
+                    server_properties=server_properties(),
+                    mechanisms=" ".join(MECHANISMS), locales="en_US",
+                )
+            )
+        self._receiving = True
+        try:
+            self._process(data)
+        finally:
+            self._receiving = False
+        self._flush()
+
+    # -- frame loop ----------------------------------------------------------------------------
+
+    def _process(self, data: bytes) -> None:
+        try:
+            frames, offset = codec.parse_frames(data, 0, self.frame_max)
+        except FrameError as exc:
+            self._hard_error(AMQPError(exc.code, exc.explanation))
+            return
+        if offset < len(data):
+            self._buf = data[offset:]
+        channels = self.channels
+        for ftype, number, payload in frames:
+            if self.state >= S_CLOSING:
+                self._while_closing(ftype, number, payload)
+                continue
+            if number == 0:
+                self._channel_zero(ftype, payload)
+                continue
+            channel = channels.get(number)
+            if channel is None:
+                self._unopened(ftype, number, payload)
+                continue
+            if channel.state != OPEN:
+                self._closing_channel(channel, ftype, payload)
+                continue
+            index = 0
+            try:
+                if ftype == 1:
+                    index = codec.method_index(payload)
+                    if channel._publish is not None:
+                        raise AMQPError(
+                            errors.UNEXPECTED_FRAME,
+                            "expected content header for class 60, got non content header frame instead",
+                        )
+                    if index == BASIC_PUBLISH:
+                        channel.start_publish(*codec.decode_publish(payload))
+                    elif index == BASIC_ACK:
+                        channel.ack(*codec.decode_ack(payload))
+                    else:
+                        try:
+                            obj = codec.decode_method(payload)
+                        except KeyError:
+                            raise AMQPError(
+                                errors.COMMAND_INVALID, f"unknown method {index >> 16}/{index & 0xFFFF}"
+                            ) from None
+                        except Exception:
+                            raise AMQPError(errors.SYNTAX_ERROR, "malformed method frame") from None
+                        channel.handle_method(obj, payload)
+                elif ftype == 3:
+                    if channel._header is None:
+                        raise AMQPError(
+                            errors.UNEXPECTED_FRAME,
+                            "expected method frame, got non method frame instead",
+                        )
+                    index = BASIC_PUBLISH
+                    channel.content_body(payload)
+                elif ftype == 2:
+                    if channel._publish is None:
+                        raise AMQPError(
+                            errors.UNEXPECTED_FRAME,
+                            "expected method frame, got non method frame instead",
+                        )
+                    index = BASIC_PUBLISH
+                    channel.content_header(payload)
+                elif ftype == 8:
+                    raise AMQPError(errors.FRAME_ERROR, "heartbeat frame on a non-zero channel")
+                else:
+                    raise AMQPError(errors.FRAME_ERROR, f"unknown frame type {ftype}")
+            except AMQPError as exc:
+                if not exc.class_id and index:
+                    exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
+                self._error(channel, exc)
+                if self.state >= S_CLOSING:
+                    return
+            except Exception as exc:  # a bug must cost one channel, not the broker
+                log.exception("internal error on channel %s of %s", number, self.name)
+                self._error(channel, AMQPError(errors.INTERNAL_ERROR, f"internal error: {exc!r}"))
+
+    def _error(self, channel: Channel, exc: AMQPError) -> None:
+        if exc.hard:
+            self._hard_error(exc)
+            return
+        log.debug("channel error on %s channel %s: %s", self.name, channel.number, exc.text)
+        channel.teardown()
+        channel.state = CLOSING
+        self.send(
+            codec.encode(
+                channel.number, C.Channel.Close, reply_code=exc.code, reply_text=exc.text,
+                class_id=exc.class_id, method_id=exc.method_id,
+            )
+        )
+
+    def _closing_channel(self, channel: Channel, ftype: int, payload: bytes) -> None:
+        """After we sent channel.close, only close-ok (or the peer's own close) matters."""
+        if ftype != 1:
+            return
+        index = codec.method_index(payload)
+        if index == 0x00140029:  # channel.close-ok
+            self.channels.pop(channel.number, None)
+        elif index == 0x00140028:  # channel.close crossing ours
+            self.send(codec.encode(channel.number, C.Channel.CloseOk))
+
+    def _unopened(self, ftype: int, number: int, payload: bytes) -> None:
+        index = codec.method_index(payload) if ftype == 1 and len(payload) >= 4 else 0
+        if index == 0x0014000A:  # channel.open
+            if number > self.channel_max:
+                self._hard_error(
+                    AMQPError(errors.CHANNEL_ERROR, f"channel number {number} exceeds channel_max {self.channel_max}", 20, 10)
+                )
+                return
+            self.channels[number] = Channel(self, number)
+            self.send(codec.encode(number, C.Channel.OpenOk))
+            return
+        cid, mid = (index >> 16, index & 0xFFFF) if index else (0, 0)
+        self._hard_error(AMQPError(errors.CHANNEL_ERROR, "expected 'channel.open'", cid, mid))
+
+    def channel_closed(self, channel: Channel) -> None:
+        self.channels.pop(channel.number, None)
+        self._confirm_channels.discard(channel)
+
+    # -- channel zero: handshake and connection methods -------------------------------------------
+
+    def _channel_zero(self, ftype: int, payload: bytes) -> None:
+        if ftype == 8:
+            return
+        if ftype != 1:
+            self._hard_error(AMQPError(errors.UNEXPECTED_FRAME, "expected method frame, got non method frame instead"))
+            return
+        try:
+            obj = codec.decode_method(payload)
+        except Exception:
+            self._hard_error(AMQPError(errors.SYNTAX_ERROR, "malformed method frame on channel 0"))
+            return
+        index = obj.index
+        try:
+            self._connection_method(obj)
+        except AMQPError as exc:
+            if not exc.class_id:
+                exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
+            self._hard_error(exc)
+
+    def _connection_method(self, obj) -> None:
+        state = self.state
+        kind = type(obj)
+        if state == S_START_OK and kind is C.Connection.StartOk:
+            self._start_ok(obj)
+        elif state == S_TUNE_OK and kind is C.Connection.TuneOk:
+            self._tune_ok(obj)
+        elif state == S_OPEN and kind is C.Connection.Open:
+            self._open(obj)
+        elif kind is C.Connection.Close:
+            self._cleanup_channels()
+            self.send(codec.encode(0, C.Connection.CloseOk))
+            self._flush()
+            self.state = S_CLOSING
+            self.transport.close()
+        elif state == S_OPENED and kind is C.Connection.UpdateSecret:
+            self.send(codec.encode(0, C.Connection.UpdateSecretOk))
+        elif state == S_OPENED and kind in (C.Connection.Blocked, C.Connection.Unblocked):
+            pass
+        else:
+            raise AMQPError(errors.COMMAND_INVALID, f"unexpected method {obj.name} on channel 0")
+
+    def _start_ok(self, obj) -> None:
+        self.client_properties = obj.client_properties or {}
+        caps = self.client_properties.get("capabilities")
+        self.capabilities = caps if isinstance(caps, dict) else {}
+        mechanism = obj.mechanism or ""
+        if mechanism not in MECHANISMS:
+            raise AMQPError(errors.ACCESS_REFUSED, f"unsupported authentication mechanism '{mechanism}'")
+        try:
+            self.user = self.broker.users.authenticate(mechanism, obj.response, _host(self.peer))
+        except AuthError as exc:
+            log.warning("login refused on %s: %s", self.name, exc)
+            if self.capabilities.get("authentication_failure_close"):
+                self._hard_error(
+                    AMQPError(
+                        errors.ACCESS_REFUSED,
+                        f"Login was refused using authentication mechanism {mechanism}. "
+                        "For details see the broker logfile.",
+                    )
+                )
+            else:
+                self._abort()
+            return
+        self.state = S_TUNE_OK
+        self.send(
+            codec.encode(
+                0, C.Connection.Tune, channel_max=self.broker.channel_max,
+                frame_max=self.broker.frame_max, heartbeat=self.broker.heartbeat,
+            )
+        )
+
+    def _tune_ok(self, obj) -> None:
+        server_max = self.broker.frame_max
+        frame_max = obj.frame_max or server_max
+        if frame_max < FRAME_MIN_SIZE:
+            raise AMQPError(errors.NOT_ALLOWED, f"frame_max={frame_max} < {FRAME_MIN_SIZE} min size")
+        if frame_max > server_max:
+            raise AMQPError(errors.NOT_ALLOWED, f"frame_max={frame_max} > {server_max} max size")
+        self.frame_max = frame_max
+        channel_max = obj.channel_max or self.broker.channel_max
+        self.channel_max = min(channel_max, self.broker.channel_max)
+        self.heartbeat = obj.heartbeat
+        self.state = S_OPEN
+        if self.heartbeat:
+            interval = self.heartbeat / 2
+            self._heartbeat_timer = self.loop.call_later(interval, self._heartbeat_tick)
+
+    def _open(self, obj) -> None:
+        vhost = self.broker.vhosts.get(obj.virtual_host)
+        if vhost is None:
+            raise AMQPError(errors.NOT_ALLOWED, f"vhost {obj.virtual_host} not found")
+        self.vhost = vhost
+        self.state = S_OPENED
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        self.send(codec.encode(0, C.Connection.OpenOk))
+        log.debug("connection %s opened vhost %s as %s", self.name, vhost.name, self.user.name)
+
+    # -- closing -----------------------------------------------------------------------------------
+
+    def _while_closing(self, ftype: int, number: int, payload: bytes) -> None:
+        if ftype != 1 or number != 0:
+            return
+        index = codec.method_index(payload)
+        if index == 0x000A0033:  # connection.close-ok
+            self._abort(graceful=True)
+        elif index == 0x000A0032:  # connection.close crossing ours
+            self.send(codec.encode(0, C.Connection.CloseOk))
+            self._flush()
+            self._abort(graceful=True)
+
+    def _hard_error(self, exc: AMQPError) -> None:
+        log.info("closing connection %s: %s", self.name, exc.text)
+        self.close(exc.code, exc.text, exc.class_id, exc.method_id)
+
+    def close(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
+        """Server-initiated connection.close; the socket closes on close-ok or a timeout."""
+        if self.state >= S_CLOSING:
+            return
+        self._cleanup_channels()
+        self.state = S_CLOSING
+        self.send(
+            codec.encode(0, C.Connection.Close, reply_code=code, reply_text=text,
+                         class_id=class_id, method_id=method_id)
+        )
+        self._flush()
+        self._deadline_timer = self.loop.call_later(CLOSE_OK_TIMEOUT, self._abort)
+
+    def _abort(self, graceful: bool = False) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            if graceful:
+                self.transport.close()
+            else:
+                self._flush()
+                self.transport.close()
+        self.state = max(self.state, S_CLOSING)
+
+    def _handshake_timeout(self) -> None:
+        self._deadline_timer = None
+        if self.state < S_OPENED:
+            log.info("handshake timeout on %s", self.name)
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _heartbeat_tick(self) -> None:
+        if self.state >= S_CLOSING:
+            return
+        if not self._sent_seen:
+            self.transport.write(codec.HEARTBEAT_FRAME)
+        self._sent_seen = False
+        if self._recv_seen:
+            self._missed_ticks = 0
+        else:
+            self._missed_ticks += 1
+        self._recv_seen = False
+        if self._missed_ticks >= 4:  # ticks are half an interval: two intervals of silence
+            log.warning("missed heartbeats from %s, closing it", self.name)
+            self.transport.abort()
+            return
+        self._heartbeat_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
+
+    def _cleanup_channels(self) -> None:
+        for channel in list(self.channels.values()):
+            channel.teardown()
+        self._confirm_channels.clear()
+
+    def _cleanup(self) -> None:
+        for timer in (self._heartbeat_timer, self._deadline_timer):
+            if timer is not None:
+                timer.cancel()
+        self._cleanup_channels()
+        self.channels.clear()
+        if self.vhost is not None:
+            self.vhost.connection_closed(self)
+        self.broker.connections.discard(self)
+        self._out = []
+        self.closed_event.set()
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._receiving and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def confirms_ready(self, channel: Channel) -> None:
+        self._confirm_channels.add(channel)
+        if not self._receiving and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._confirm_channels:
+            for channel in self._confirm_channels:
+                if channel.state == OPEN and channel.confirm is not None:
+                    self._out.extend(channel.confirm_frames())
+            self._confirm_channels.clear()
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            out = self._out
+            self._out = []
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self._sent_seen = True
+        else:
+            self._out = []
+
+
+def _host(peer) -> str | None:
+    if not peer:
+        return None
+    return peer[0]
+
+
+def _fmt(addr) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+__all__ = ["Connection", "CLOSED"]

@@ -1,0 +1,116 @@
+"""AMQP errors as RabbitMQ raises them.
+
+A soft error closes one channel (channel.close); a hard error closes the whole connection
+(connection.close). Which is which is fixed by the reply code, exactly as in RabbitMQ's
+rabbit_binary_generator / amqp-rabbitmq-0.9.1.json, so the domain code raises by code and never
+has to know which kind of close it causes.
+"""
+from __future__ import annotations
+
+REPLY_NAMES = {
+    200: "OK",
+    311: "CONTENT_TOO_LARGE",
+    312: "NO_ROUTE",
+    313: "NO_CONSUMERS",
+    320: "CONNECTION_FORCED",
+    402: "INVALID_PATH",
+    403: "ACCESS_REFUSED",
+    404: "NOT_FOUND",
+    405: "RESOURCE_LOCKED",
+    406: "PRECONDITION_FAILED",
+    501: "FRAME_ERROR",
+    502: "SYNTAX_ERROR",
+    503: "COMMAND_INVALID",
+    504: "CHANNEL_ERROR",
+    505: "UNEXPECTED_FRAME",
+    506: "RESOURCE_ERROR",
+    530: "NOT_ALLOWED",
+    540: "NOT_IMPLEMENTED",
+    541: "INTERNAL_ERROR",
+}
+
+SOFT_CODES = frozenset({311, 312, 313, 403, 404, 405, 406})
+
+CONTENT_TOO_LARGE = 311
+NO_ROUTE = 312
+CONNECTION_FORCED = 320
+ACCESS_REFUSED = 403
+NOT_FOUND = 404
+RESOURCE_LOCKED = 405
+PRECONDITION_FAILED = 406
+FRAME_ERROR = 501
+SYNTAX_ERROR = 502
+COMMAND_INVALID = 503
+CHANNEL_ERROR = 504
+UNEXPECTED_FRAME = 505
+RESOURCE_ERROR = 506
+NOT_ALLOWED = 530
+NOT_IMPLEMENTED = 540
+INTERNAL_ERROR = 541
+
+
+def reply_text(code: int, explanation: str) -> str:
+    """`NAME - explanation`, cut as RabbitMQ cuts it (252 bytes, then '...')."""
+    text = f"{REPLY_NAMES[code]} - {explanation}"
+    raw = text.encode("utf-8")
+    if len(raw) > 255:
+        text = raw[:252].decode("utf-8", "ignore") + "..."
+    return text
+
+
+class AMQPError(Exception):
+    """An error to report to the peer. `class_id`/`method_id` name the failing method; the
+    dispatcher fills them in when the raising code did not know them."""
+
+    def __init__(self, code: int, explanation: str, class_id: int = 0, method_id: int = 0):
+        super().__init__(explanation)
+        self.code = code
+        self.explanation = explanation
+        self.class_id = class_id
+        self.method_id = method_id
+
+    @property
+    def hard(self) -> bool:
+        return self.code not in SOFT_CODES
+
+    @property
+    def text(self) -> str:
+        return reply_text(self.code, self.explanation)
+
+    def __repr__(self) -> str:
+        return f"AMQPError({self.code}, {self.text!r}, {self.class_id}, {self.method_id})"
+
+
+class ConnectionError(AMQPError):  # noqa: A001 - deliberately AMQP's notion, not the builtin
+    """An error that must close the connection even though its code is a soft one
+    (any error on channel 0 is a connection error)."""
+
+    @property
+    def hard(self) -> bool:
+        return True
+
+
+def resource(kind: str, name: str, vhost: str) -> str:
+    """How RabbitMQ names a resource in reply texts: queue 'x' in vhost '/'."""
+    return f"{kind} '{name}' in vhost '{vhost}'"
+
+
+def not_found(kind: str, name: str, vhost: str) -> AMQPError:
+    return AMQPError(NOT_FOUND, f"no {resource(kind, name, vhost)}")
+
+
+def precondition(explanation: str) -> AMQPError:
+    return AMQPError(PRECONDITION_FAILED, explanation)
+
+
+def access_refused(explanation: str) -> AMQPError:
+    return AMQPError(ACCESS_REFUSED, explanation)
+
+
+def resource_locked(name: str, vhost: str) -> AMQPError:
+    return AMQPError(
+        RESOURCE_LOCKED,
+        f"cannot obtain exclusive access to locked {resource('queue', name, vhost)}. It could be "
+        "originally declared on another connection or the exclusive property value does not "
+        "match that of the original declaration.",
+    )

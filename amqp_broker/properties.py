@@ -1,0 +1,132 @@
+"""Reading and splicing basic.properties inside a raw content header.
+
+The broker forwards every content header byte for byte (decoding and re-encoding changes
+values: see pamqp-notes.md trap 2). It only needs a few properties (delivery-mode, priority,
+expiration, reply-to, user-id, and the headers table for the headers exchange and CC/BCC), so it
+walks the property list once, remembering where each property sits. When the broker itself must
+change a property (direct reply-to rewrites reply-to, BCC is stripped) it splices the new bytes
+in and leaves every other byte untouched.
+"""
+from __future__ import annotations
+
+import struct
+
+from pamqp import decode as pdecode
+from pamqp import encode as pencode
+
+# Property order and wire types, highest flag bit first (AMQP 0-9-1 basic class).
+CONTENT_TYPE, CONTENT_ENCODING, HEADERS, DELIVERY_MODE, PRIORITY, CORRELATION_ID, REPLY_TO, \
+    EXPIRATION, MESSAGE_ID, TIMESTAMP, TYPE, USER_ID, APP_ID, CLUSTER_ID = range(14)
+
+_KINDS = ("s", "s", "t", "o", "o", "s", "s", "s", "s", "q", "s", "s", "s", "s")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_HEAD = 12  # class-id(2) weight(2) body-size(8)
+
+
+class PropertyError(ValueError):
+    """The property list is malformed."""
+
+
+class Properties:
+    """Where each property sits in a raw header, plus the values the broker reads."""
+
+    __slots__ = ("flags", "spans", "delivery_mode", "priority", "reply_to", "expiration", "user_id")
+
+    def __init__(self, header: bytes):
+        if len(header) < _HEAD + 2:
+            raise PropertyError("content header too short")
+        flags = 0
+        shift = 0
+        pos = _HEAD
+        while True:  # property flags may continue in further 16-bit words (bit 0 set)
+            word = _U16.unpack_from(header, pos)[0]
+            pos += 2
+            flags |= (word & 0xFFFE) << shift
+            if not word & 1:
+                break
+            shift += 16
+        self.flags = flags
+        self.delivery_mode = None
+        self.priority = None
+        self.reply_to = None
+        self.expiration = None
+        self.user_id = None
+        spans = [None] * 14
+        if flags:
+            n = len(header)
+            for index in range(14):
+                if not flags & (0x8000 >> index):
+                    continue
+                kind = _KINDS[index]
+                if kind == "s":
+                    end = pos + 1 + header[pos]
+                elif kind == "o":
+                    end = pos + 1
+                elif kind == "q":
+                    end = pos + 8
+                else:
+                    end = pos + 4 + _U32.unpack_from(header, pos)[0]
+                if end > n:
+                    raise PropertyError("property list overruns the content header")
+                spans[index] = (pos, end)
+                pos = end
+            if spans[DELIVERY_MODE]:
+                self.delivery_mode = header[spans[DELIVERY_MODE][0]]
+            if spans[PRIORITY]:
+                self.priority = header[spans[PRIORITY][0]]
+            if spans[REPLY_TO]:
+                self.reply_to = _str(header, spans[REPLY_TO])
+            if spans[EXPIRATION]:
+                self.expiration = _str(header, spans[EXPIRATION])
+            if spans[USER_ID]:
+                self.user_id = _str(header, spans[USER_ID])
+        self.spans = spans
+
+    def headers(self, header: bytes):
+        """The decoded headers table, or None when absent."""
+        span = self.spans[HEADERS]
+        if span is None:
+            return None
+        return pdecode.field_table(header[span[0] : span[1]])[1]
+
+
+def _str(header: bytes, span) -> str:
+    return header[span[0] + 1 : span[1]].decode("utf-8", "surrogateescape")
+
+
+def splice(header: bytes, props: Properties, index: int, encoded: bytes | None) -> bytes:
+    """A copy of `header` with property `index` replaced by `encoded` (its wire bytes) or
+    removed (None). Every other byte is kept as it was."""
+    flags = props.flags
+    bit = 0x8000 >> index
+    flags = (flags | bit) if encoded is not None else (flags & ~bit)
+    parts = [header[:_HEAD]]
+    # Flag words: the high 15 bits of each, bit 0 = "another word follows".
+    remaining = flags
+    while True:
+        word = remaining & 0xFFFE
+        remaining >>= 16
+        if remaining:
+            word |= 1
+        parts.append(_U16.pack(word))
+        if not remaining:
+            break
+    for i in range(14):
+        if i == index:
+            if encoded is not None:
+                parts.append(encoded)
+            continue
+        span = props.spans[i]
+        if span is not None:
+            parts.append(header[span[0] : span[1]])
+    return b"".join(parts)
+
+
+def encode_shortstr(value: str) -> bytes:
+    raw = value.encode("utf-8", "surrogateescape")
+    return bytes((len(raw),)) + raw
+
+
+def encode_table(table: dict) -> bytes:
+    return pencode.field_table(table)

@@ -1,0 +1,353 @@
+"""A virtual host: its exchanges, queues and bindings, and routing between them.
+
+Exchanges route to opaque destinations; here a destination is the Queue or Exchange object
+itself, so the hot path (default or direct exchange -> queue) needs no name lookups.
+Every rule about *which* declare/bind/delete is allowed, and the exact RabbitMQ reply texts,
+lives here, so the channel only translates frames into these calls.
+"""
+from __future__ import annotations
+
+import base64
+import os
+
+from . import errors
+from .arguments import check_exchange_equivalence, check_queue_equivalence
+from .errors import AMQPError, resource
+from .exchanges import BindingError, Exchange, make_exchange
+from .queue import Queue
+
+DEFAULT_EXCHANGE = ""
+REPLY_TO = "amq.rabbitmq.reply-to"
+PREDECLARED = (
+    ("", "direct", False),
+    ("amq.direct", "direct", False),
+    ("amq.fanout", "fanout", False),
+    ("amq.topic", "topic", False),
+    ("amq.headers", "headers", False),
+    ("amq.match", "headers", False),
+    ("amq.rabbitmq.trace", "topic", True),
+)
+_CC = b"\x02CC"
+_BCC = b"\x03BCC"
+
+
+def server_named_queue() -> str:
+    # RabbitMQ: "amq.gen-" + url-safe base64 of 16 random bytes
+    return "amq.gen-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+class VHost:
+    def __init__(self, name: str, store=None):
+        self.name = name
+        self.store = store
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        # destination (Queue or Exchange) -> exchanges that hold a binding to it
+        self._sources: dict[object, set[Exchange]] = {}
+        for ex_name, ex_type, internal in PREDECLARED:
+            self.exchanges[ex_name] = make_exchange(ex_type, ex_name, durable=True, internal=internal)
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def get_exchange(self, name: str) -> Exchange:
+        ex = self.exchanges.get(name)
+        if ex is None:
+            raise errors.not_found("exchange", name, self.name)
+        return ex
+
+    def get_queue(self, name: str, connection=None) -> Queue:
+        """The queue named `name`, checking exclusive ownership (RabbitMQ's lax check)."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise errors.not_found("queue", name, self.name)
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not connection:
+            raise errors.resource_locked(name, self.name)
+        return queue
+
+    # -- exchanges -------------------------------------------------------------------------------
+
+    def declare_exchange(self, name, type_name, passive, durable, auto_delete, internal, arguments, typed):
+        if name == DEFAULT_EXCHANGE:  # even a passive declare of it is refused
+            raise errors.access_refused("operation not permitted on the default exchange")
+        if passive:
+            return self.get_exchange(name)
+        existing = self.exchanges.get(name)
+        if existing is None:
+            if name.startswith("amq."):
+                raise errors.access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            try:
+                ex = make_exchange(type_name, name, durable, auto_delete, internal, arguments)
+            except KeyError:
+                raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'") from None
+            ex.typed_arguments = typed
+            self.exchanges[name] = ex
+            if durable and self.store is not None:
+                self.store.save_exchange(self.name, ex)
+            return ex
+        if type_name not in _exchange_types():
+            raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'")
+        check_exchange_equivalence(existing, self.name, type_name, durable, auto_delete, internal, typed)
+        return existing
+
+    def delete_exchange(self, name: str, if_unused: bool) -> None:
+        if name == DEFAULT_EXCHANGE:
+            raise errors.access_refused("operation not permitted on the default exchange")
+        if name.startswith("amq."):
+            raise errors.access_refused(
+                f"deletion of system {resource('exchange', name, self.name)} not allowed"
+            )
+        ex = self.exchanges.get(name)
+        if ex is None:
+            return  # idempotent, as RabbitMQ
+        if if_unused and ex.has_bindings():
+            raise errors.precondition(f"{resource('exchange', name, self.name)} in use")
+        self._remove_exchange(ex)
+
+    def _remove_exchange(self, ex: Exchange) -> None:
+        self.exchanges.pop(ex.name, None)
+        for dest, _key, _args in ex.bindings():
+            sources = self._sources.get(dest)
+            if sources is not None:
+                sources.discard(ex)
+                if not sources:
+                    del self._sources[dest]
+        # bindings where this exchange is the destination
+        for source in self._sources.pop(ex, ()):
+            source.unbind_destination(ex)
+            self._maybe_auto_delete(source)
+        if ex.durable and self.store is not None:
+            self.store.delete_exchange(self.name, ex.name)
+
+    def _maybe_auto_delete(self, ex: Exchange) -> None:
+        if ex.auto_delete and not ex.has_bindings() and self.exchanges.get(ex.name) is ex:
+            self._remove_exchange(ex)
+
+    # -- queues ----------------------------------------------------------------------------------
+
+    def declare_queue(self, name, passive, durable, exclusive, auto_delete, arguments, typed, connection):
+        """-> (queue, message_count, consumer_count)."""
+        if passive:
+            if name == REPLY_TO:
+                return None, 0, 1  # handled by the channel (direct reply-to)
+            queue = self.get_queue(name, connection)
+            return queue, queue.message_count, queue.consumer_count
+        if not name:
+            name = server_named_queue()
+        elif name.startswith("amq."):
+            raise errors.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        owner = connection if exclusive else None
+        queue = self.queues.get(name)
+        if queue is not None:
+            if queue.exclusive_owner is not owner:  # RabbitMQ's strict check
+                raise errors.resource_locked(name, self.name)
+            check_queue_equivalence(queue, self.name, durable, auto_delete, typed)
+            return queue, queue.message_count, queue.consumer_count
+        queue = Queue(self, name, durable, owner, auto_delete, arguments, typed)
+        self.queues[name] = queue
+        if owner is not None:
+            connection.exclusive_queues.add(queue)
+        if durable and self.store is not None and owner is None:
+            self.store.save_queue(self.name, queue)
+        return queue, 0, 0
+
+    def delete_queue(self, name, if_unused, if_empty, connection) -> int:
+        queue = self.queues.get(name)
+        if queue is None:
+            return 0  # idempotent, as RabbitMQ
+        self.get_queue(name, connection)  # exclusivity
+        if if_unused and queue.consumers:
+            raise errors.precondition(f"{resource('queue', name, self.name)} in use")
+        if if_empty and queue.ready:
+            raise errors.precondition(f"{resource('queue', name, self.name)} not empty")
+        count = queue.message_count
+        self.remove_queue(queue)
+        return count
+
+    def remove_queue(self, queue: Queue) -> None:
+        """Delete a queue for any reason: unbind it, cancel its consumers, forget it."""
+        if queue.deleted:
+            return
+        queue.deleted = True
+        if self.queues.get(queue.name) is queue:
+            del self.queues[queue.name]
+        for source in self._sources.pop(queue, ()):
+            source.unbind_destination(queue)
+            self._maybe_auto_delete(source)
+        for consumer in list(queue.consumers):
+            queue.remove_consumer(consumer)
+            consumer.channel.cancelled_by_server(consumer)
+        queue.ready.clear()
+        if queue.exclusive_owner is not None:
+            queue.exclusive_owner.exclusive_queues.discard(queue)
+        if queue.durable and self.store is not None and queue.exclusive_owner is None:
+            self.store.delete_queue(self.name, queue.name)
+
+    def purge_queue(self, name: str, connection) -> int:
+        return self.get_queue(name, connection).purge()
+
+    def consumer_gone(self, queue: Queue) -> None:
+        """Auto-delete a queue whose last consumer went away."""
+        if queue.auto_delete and queue.had_consumer and not queue.consumers and not queue.deleted:
+            self.remove_queue(queue)
+
+    # -- bindings --------------------------------------------------------------------------------
+
+    def _binding_ends(self, source_name, dest_name, dest_is_queue, connection):
+        if source_name == DEFAULT_EXCHANGE or (not dest_is_queue and dest_name == DEFAULT_EXCHANGE):
+            raise errors.access_refused("operation not permitted on the default exchange")
+        if dest_is_queue:
+            dest = self.get_queue(dest_name, connection)
+        else:
+            dest = self.get_exchange(dest_name)
+        source = self.get_exchange(source_name)
+        return source, dest
+
+    def bind(self, source_name, dest_name, dest_is_queue, routing_key, arguments, connection) -> None:
+        source, dest = self._binding_ends(source_name, dest_name, dest_is_queue, connection)
+        try:
+            source.validate_binding(routing_key, arguments or {})
+        except BindingError as exc:
+            raise errors.precondition(str(exc)) from None
+        if source.bind(dest, routing_key, arguments or {}):
+            self._sources.setdefault(dest, set()).add(source)
+            if self.store is not None and source.durable and _durable(dest):
+                self.store.save_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
+
+    def unbind(self, source_name, dest_name, dest_is_queue, routing_key, arguments, connection) -> None:
+        if source_name == DEFAULT_EXCHANGE or (not dest_is_queue and dest_name == DEFAULT_EXCHANGE):
+            raise errors.access_refused("operation not permitted on the default exchange")
+        dest = (self.queues if dest_is_queue else self.exchanges).get(dest_name)
+        source = self.exchanges.get(source_name)
+        if source is None or dest is None:
+            return  # unbinding something missing is not an error in RabbitMQ
+        if dest_is_queue and source.has_binding(dest, routing_key, arguments or {}):
+            self.get_queue(dest_name, connection)  # exclusivity, only for a binding that exists
+        if source.unbind(dest, routing_key, arguments or {}):
+            if not source.has_destination(dest):
+                sources = self._sources.get(dest)
+                if sources is not None:
+                    sources.discard(source)
+                    if not sources:
+                        del self._sources[dest]
+            if self.store is not None and source.durable and _durable(dest):
+                self.store.delete_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
+            self._maybe_auto_delete(source)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def route(self, exchange: Exchange, msg) -> list[Queue]:
+        """Every queue `msg` goes to: exchange-to-exchange bindings followed with cycles cut,
+        CC/BCC keys added, alternate exchanges tried when nothing routes. Each queue once."""
+        routing_key = msg.routing_key
+        header = msg.header
+        keys = None
+        headers = None
+        if (_CC in header or _BCC in header) or exchange.uses_headers:
+            headers = msg.headers()
+            keys = _extra_keys(headers)
+        if exchange.name == DEFAULT_EXCHANGE:
+            return self._route_default(routing_key, keys)
+        if keys is None:
+            dests = exchange.route(routing_key, headers)
+            # fast path: only queues behind one exchange (already distinct)
+            for dest in dests:
+                if dest.__class__ is not Queue:
+                    break
+            else:
+                if dests:
+                    return list(dests)
+                return self._alternate(exchange, msg, headers)
+        result = self._walk(exchange, [routing_key] + (keys or []), headers)
+        if result:
+            return result
+        return self._alternate(exchange, msg, headers)
+
+    def _route_default(self, routing_key, keys) -> list[Queue]:
+        queue = self.queues.get(routing_key)
+        if not keys:
+            return [queue] if queue is not None else []
+        out = []
+        for key in [routing_key] + keys:
+            q = self.queues.get(key)
+            if q is not None and q not in out:
+                out.append(q)
+        return out
+
+    def _walk(self, exchange: Exchange, keys: list[str], headers) -> list[Queue]:
+        seen_ex = {exchange}
+        pending = [exchange]
+        out: dict[Queue, None] = {}
+        while pending:
+            ex = pending.pop()
+            for key in keys:
+                for dest in ex.route(key, headers):
+                    if dest.__class__ is Queue:
+                        out[dest] = None
+                    elif dest not in seen_ex:
+                        seen_ex.add(dest)
+                        pending.append(dest)
+        return list(out)
+
+    def _alternate(self, exchange: Exchange, msg, headers) -> list[Queue]:
+        seen = {exchange.name}
+        ex = exchange
+        while True:
+            ae_name = ex.arguments.get("alternate-exchange")
+            if not isinstance(ae_name, str) or ae_name in seen:
+                return []
+            seen.add(ae_name)
+            ae = self.exchanges.get(ae_name)
+            if ae is None:
+                return []
+            keys = [msg.routing_key] + (_extra_keys(headers) or [])
+            if ae.uses_headers and headers is None:
+                headers = msg.headers()
+            result = self._walk(ae, keys, headers)
+            if result:
+                return result
+            ex = ae
+
+    # -- connection cleanup ----------------------------------------------------------------------
+
+    def connection_closed(self, connection) -> None:
+        for queue in list(connection.exclusive_queues):
+            self.remove_queue(queue)
+
+
+def _extra_keys(headers) -> list[str] | None:
+    """CC and BCC routing keys (arrays of strings) from the headers table."""
+    if not headers:
+        return None
+    keys = []
+    for name in ("CC", "BCC"):
+        if name not in headers:
+            continue
+        value = headers[name]
+        if not isinstance(value, list):
+            raise errors.precondition(
+                f'invalid message: {{unacceptable_type_in_header,"{name}",{_amqp_type_name(value)}}}'
+            )
+        keys.extend(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value if isinstance(v, (str, bytes)))
+    return keys or None
+
+
+def _amqp_type_name(value) -> str:
+    from .codec import TYPE_NAMES, guess_typed
+
+    return TYPE_NAMES.get(guess_typed({"v": value})["v"][0], "longstr")
+
+
+def _durable(dest) -> bool:
+    if isinstance(dest, Queue):
+        return dest.durable and dest.exclusive_owner is None
+    return dest.durable
+
+
+def _dest_ref(dest) -> tuple[str, str]:
+    return ("queue", dest.name) if isinstance(dest, Queue) else ("exchange", dest.name)
+
+
+def _exchange_types():
+    from .exchanges import EXCHANGE_TYPES
+
+    return EXCHANGE_TYPES
