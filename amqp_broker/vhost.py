@@ -15,6 +15,7 @@ from .arguments import check_exchange_equivalence, check_queue_equivalence
 from .errors import AMQPError, resource
 from .exchanges import BindingError, Exchange, make_exchange
 from .queue import Queue
+from .queue_args import validate_queue_arguments
 
 DEFAULT_EXCHANGE = ""
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -135,6 +136,7 @@ class VHost:
             name = server_named_queue()
         elif name.startswith("amq."):
             raise errors.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        validate_queue_arguments(name, self.name, typed)
         owner = connection if exclusive else None
         queue = self.queues.get(name)
         if queue is not None:

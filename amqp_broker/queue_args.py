@@ -1,0 +1,117 @@
+"""Validation of queue.declare x-arguments, as rabbit_amqqueue:declare_args/0 does it.
+
+Each known argument has a checker that returns None or RabbitMQ's error term, rendered the
+way Erlang's ~p prints it ({value_negative,-1}, "expected integer, got longstr"), so the 406
+text is byte for byte RabbitMQ's: invalid arg 'x-max-length' for queue 'q' in vhost '/': ...
+"""
+from __future__ import annotations
+
+from . import errors
+from .codec import TYPE_NAMES
+from .errors import resource
+
+MAX_EXPIRY = 315_360_000_000  # ms, ten years: rabbit_misc:check_expiry
+MAX_PRIORITY = 255
+_INT_LETTERS = frozenset("bBsuIilL")
+
+
+def _type(letter: str) -> str:
+    return TYPE_NAMES.get(letter, letter)
+
+
+def _int(typed):
+    letter, _ = typed
+    if letter not in _INT_LETTERS:
+        return f'"expected integer, got {_type(letter)}"'
+    return None
+
+
+def _non_neg(typed, _args):
+    return _int(typed) or (f"{{value_negative,{typed[1]}}}" if typed[1] < 0 else None)
+
+
+def _expiry(value):
+    if value < 0:
+        return f"{{value_negative,{value}}}"
+    if value > MAX_EXPIRY:
+        return f"{{value_too_large,{value}}}"
+    return None
+
+
+def _message_ttl(typed, _args):
+    return _int(typed) or _expiry(typed[1])
+
+
+def _expires(typed, _args):
+    err = _int(typed)
+    if err:
+        return err
+    if typed[1] == 0:
+        return "{value_zero,0}"
+    return _expiry(typed[1])
+
+
+def _longstr(typed):
+    return None if typed[0] == "S" else f"{{unacceptable_type,{_type(typed[0])}}}"
+
+
+def _dlx(typed, _args):
+    return _longstr(typed)
+
+
+def _dlrk(typed, args):
+    err = _longstr(typed)
+    if err:
+        return err
+    return None if "x-dead-letter-exchange" in args else "routing_key_but_no_dlx_defined"
+
+
+def _one_of(values, error):
+    def check(typed, _args):
+        err = _longstr(typed)
+        if err:
+            return err
+        value = typed[1]
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return None if value in values else error
+
+    return check
+
+
+def _max_priority(typed, args):
+    err = _non_neg(typed, args)
+    if err:
+        return err
+    return None if typed[1] <= MAX_PRIORITY else f"{{max_value_exceeded,{typed[1]}}}"
+
+
+def _bool(typed, _args):
+    return None if typed[0] == "t" else f"{{unacceptable_type,{_type(typed[0])}}}"
+
+
+CHECKS = (
+    ("x-expires", _expires),
+    ("x-message-ttl", _message_ttl),
+    ("x-dead-letter-exchange", _dlx),
+    ("x-dead-letter-routing-key", _dlrk),
+    ("x-max-length", _non_neg),
+    ("x-max-length-bytes", _non_neg),
+    ("x-max-in-memory-length", _non_neg),
+    ("x-max-in-memory-bytes", _non_neg),
+    ("x-max-priority", _max_priority),
+    ("x-overflow", _one_of(("drop-head", "reject-publish", "reject-publish-dlx"), "invalid_overflow")),
+    ("x-queue-mode", _one_of(("default", "lazy"), "invalid_queue_mode")),
+    ("x-single-active-consumer", _bool),
+    ("x-queue-type", _one_of(("classic", "quorum", "stream"), "invalid_queue_type")),
+)
+
+
+def validate_queue_arguments(name: str, vhost: str, typed: dict) -> None:
+    for key, check in CHECKS:
+        value = typed.get(key)
+        if value is None:
+            continue
+        error = check(value, typed)
+        if error is not None:
+            raise errors.precondition(f"invalid arg '{key}' for {resource('queue', name, vhost)}: {error}")
