@@ -61,7 +61,6 @@ class Channel:
         self._remaining = 0
         self._handlers = {
             C.Channel.Close: self._channel_close,
-            C.Channel.CloseOk: self._channel_close_ok,
             C.Channel.Flow: self._channel_flow,
             C.Channel.FlowOk: _ignore,
             C.Channel.Open: self._channel_open_again,
@@ -104,7 +103,7 @@ class Channel:
     def handle_method(self, obj, payload: bytes) -> None:
         handler = self._handlers.get(type(obj))
         if handler is None:
-            raise AMQPError(errors.COMMAND_INVALID, f"unimplemented method {obj.name}")
+            raise AMQPError(errors.COMMAND_INVALID, "unimplemented method")
         handler(obj, payload)
 
     # -- channel class -----------------------------------------------------------------------------
@@ -113,10 +112,6 @@ class Channel:
         self.teardown()
         self.conn.send(codec.encode(self.number, C.Channel.CloseOk))
         self.conn.channel_closed(self)
-
-    def _channel_close_ok(self, obj, _payload) -> None:
-        # close-ok for a close we did not send: RabbitMQ ignores it
-        pass
 
     def _channel_open_again(self, obj, _payload) -> None:
         raise AMQPError(errors.CHANNEL_ERROR, "second 'channel.open' seen")

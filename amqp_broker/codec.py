@@ -18,8 +18,11 @@ from pamqp import decode as pdecode
 from pamqp import encode as pencode
 
 from . import errors
+from .exchanges.erlang_format import erl_binary
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+# RabbitMQ also takes the old 0-9 header as 0-9-1 (rabbit_reader:handshake/2)
+ACCEPTED_HEADERS = (PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
 
 FRAME_METHOD = 1
 FRAME_HEADER = 2
@@ -78,18 +81,24 @@ def parse_frames(data, offset: int, frame_max: int):
         end = offset + 7 + size
         if end >= n:
             break
+        payload = bytes(data[offset + 7 : end])
         if data[end] != FRAME_END:
             raise FrameError(
                 errors.FRAME_ERROR,
-                f"type {ftype}, all octets = <<>>: {{invalid_frame_end_marker,{data[end]}}}",
+                f"type {ftype}, all octets = {erl_binary(payload)}: {{invalid_frame_end_marker,{data[end]}}}",
             )
-        frames.append((ftype, channel, bytes(data[offset + 7 : end])))
+        frames.append((ftype, channel, payload))
         offset = end + 1
     return frames, offset
 
 
 def method_index(payload: bytes) -> int:
     return _U32.unpack_from(payload, 0)[0]
+
+
+def unknown_frame(ftype: int, payload: bytes) -> FrameError:
+    """RabbitMQ's text for a frame it cannot make sense of (bad type, truncated method)."""
+    return FrameError(errors.FRAME_ERROR, f"type {ftype}, all octets = {erl_binary(payload)}: unknown_frame")
 
 
 def _shortstr(data: bytes, offset: int):

@@ -22,6 +22,7 @@ from . import __version__, codec, errors
 from .auth import MECHANISMS, AuthError
 from .channel import CLOSED, CLOSING, OPEN, Channel
 from .codec import BASIC_ACK, BASIC_PUBLISH, FrameError
+from .exchanges.erlang_format import erl_binary
 from .errors import AMQPError
 
 log = logging.getLogger("amqp_broker.connection")
@@ -129,7 +130,7 @@ class Connection(asyncio.Protocol):
             if len(data) < 8:
                 self._buf = data
                 return
-            if data[:8] != codec.PROTOCOL_HEADER:
+            if data[:8] not in codec.ACCEPTED_HEADERS:
                 # wrong protocol or version: answer with ours and close, as the spec says
                 self.transport.write(codec.PROTOCOL_HEADER)
                 self._abort()
@@ -178,6 +179,8 @@ class Connection(asyncio.Protocol):
             index = 0
             try:
                 if ftype == 1:
+                    if len(payload) < 4:
+                        raise codec.unknown_frame(ftype, payload)
                     index = codec.method_index(payload)
                     if channel._publish is not None:
                         raise AMQPError(
@@ -215,9 +218,12 @@ class Connection(asyncio.Protocol):
                     index = BASIC_PUBLISH
                     channel.content_header(payload)
                 elif ftype == 8:
-                    raise AMQPError(errors.FRAME_ERROR, "heartbeat frame on a non-zero channel")
+                    raise AMQPError(errors.UNEXPECTED_FRAME, f"type 8, all octets = {erl_binary(payload)}")
                 else:
-                    raise AMQPError(errors.FRAME_ERROR, f"unknown frame type {ftype}")
+                    raise codec.unknown_frame(ftype, payload)
+            except FrameError as exc:
+                self._hard_error(AMQPError(exc.code, exc.explanation))
+                return
             except AMQPError as exc:
                 if not exc.class_id and index:
                     exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
@@ -255,9 +261,14 @@ class Connection(asyncio.Protocol):
     def _unopened(self, ftype: int, number: int, payload: bytes) -> None:
         index = codec.method_index(payload) if ftype == 1 and len(payload) >= 4 else 0
         if index == 0x0014000A:  # channel.open
-            if number > self.channel_max:
+            # channel_max limits how many channels are open, not their numbers (as RabbitMQ)
+            if len(self.channels) >= self.channel_max:
                 self._hard_error(
-                    AMQPError(errors.CHANNEL_ERROR, f"channel number {number} exceeds channel_max {self.channel_max}", 20, 10)
+                    AMQPError(
+                        errors.NOT_ALLOWED,
+                        f"number of channels opened ({len(self.channels)}) has reached the "
+                        f"negotiated channel_max ({self.channel_max})",
+                    )
                 )
                 return
             self.channels[number] = Channel(self, number)
@@ -311,7 +322,9 @@ class Connection(asyncio.Protocol):
         elif state == S_OPENED and kind in (C.Connection.Blocked, C.Connection.Unblocked):
             pass
         else:
-            raise AMQPError(errors.COMMAND_INVALID, f"unexpected method {obj.name} on channel 0")
+            raise AMQPError(
+                errors.CHANNEL_ERROR, f"unexpected method in connection state {_STATE_NAMES.get(state, 'running')}"
+            )
 
     def _start_ok(self, obj) -> None:
         self.client_properties = obj.client_properties or {}
@@ -344,15 +357,18 @@ class Connection(asyncio.Protocol):
         )
 
     def _tune_ok(self, obj) -> None:
-        server_max = self.broker.frame_max
-        frame_max = obj.frame_max or server_max
-        if frame_max < FRAME_MIN_SIZE:
-            raise AMQPError(errors.NOT_ALLOWED, f"frame_max={frame_max} < {FRAME_MIN_SIZE} min size")
-        if frame_max > server_max:
-            raise AMQPError(errors.NOT_ALLOWED, f"frame_max={frame_max} > {server_max} max size")
+        # Values above what the server proposed (0 means "unlimited", so above too) or a
+        # frame_max below the 4096 minimum: RabbitMQ drops the socket without connection.close.
+        frame_max, channel_max = obj.frame_max, obj.channel_max
+        if (
+            frame_max == 0 or frame_max > self.broker.frame_max or frame_max < FRAME_MIN_SIZE
+            or channel_max == 0 or channel_max > self.broker.channel_max
+        ):
+            log.warning("refusing tune-ok from %s: frame_max=%s channel_max=%s", self.name, frame_max, channel_max)
+            self._abort()
+            return
         self.frame_max = frame_max
-        channel_max = obj.channel_max or self.broker.channel_max
-        self.channel_max = min(channel_max, self.broker.channel_max)
+        self.channel_max = channel_max
         self.heartbeat = obj.heartbeat
         self.state = S_OPEN
         if self.heartbeat:
@@ -479,6 +495,9 @@ class Connection(asyncio.Protocol):
             self._sent_seen = True
         else:
             self._out = []
+
+
+_STATE_NAMES = {S_START_OK: "starting", S_TUNE_OK: "tuning", S_OPEN: "opening", S_OPENED: "running"}
 
 
 def _host(peer) -> str | None:
