@@ -10,6 +10,7 @@ half-written.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from pathlib import Path
@@ -65,17 +66,50 @@ class Broker:
 
             self.store = MemoryStore()
         await self.store.open()
-        self.vhosts["/"] = VHost("/", self.store)
-        self._recover()
-        server = await self.loop.create_server(
-            lambda: Connection(self), host=self.host, port=self.port, reuse_address=True, backlog=1024
-        )
-        self._servers.append(server)
-        if not self.port:
-            self.port = server.sockets[0].getsockname()[1]
+        try:
+            self.vhosts["/"] = VHost("/", self.store)
+            self._recover()
+            await self._listen()
+        except BaseException:
+            await self.store.close()
+            raise
         self.started = True
-        log.info("amqp-broker listening on %s", ", ".join(_addr(s.getsockname()) for s in server.sockets))
+        log.debug("listening on %s", ", ".join(_addr(s.getsockname()) for srv in self._servers for s in srv.sockets))
         return self
+
+    async def _listen(self) -> None:
+        """Bind the listeners. With no host: IPv4 and IPv6 on all interfaces, on the *same*
+        port even when the port is chosen by the OS (port=0)."""
+        if self.host is not None:
+            server = await self._server(self.host, self.port)
+            self._servers.append(server)
+            self.port = server.sockets[0].getsockname()[1]
+            return
+        for _attempt in range(10):
+            v4 = await self._server("0.0.0.0", self.port)
+            port = v4.sockets[0].getsockname()[1]
+            try:
+                v6 = await self._server("::", port)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE and not self.port:
+                    v4.close()  # the OS gave us a port that is taken on IPv6: try another
+                    continue
+                if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    v6 = None  # no IPv6 on this machine
+                else:
+                    v4.close()
+                    raise
+            self._servers.append(v4)
+            if v6 is not None:
+                self._servers.append(v6)
+            self.port = port
+            return
+        raise OSError(errno.EADDRINUSE, "could not find a port free on both IPv4 and IPv6")
+
+    async def _server(self, host: str, port: int):
+        return await self.loop.create_server(
+            lambda: Connection(self), host=host, port=port, reuse_address=True, backlog=1024
+        )
 
     async def stop(self) -> None:
         if not self.started:

@@ -21,6 +21,7 @@ from .errors import AMQPError, resource
 from .message import Message
 from .properties import REPLY_TO as PROP_REPLY_TO
 from .properties import encode_shortstr, splice
+from .queue_args import parse_expiration
 from .vhost import REPLY_TO
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,8 +171,6 @@ class Channel:
                     self.send(C.Queue.DeclareOk, queue=name, message_count=0, consumer_count=1)
                 return
             raise errors.not_found("queue", name, self.vhost.name)
-        if obj.passive and not name:
-            name = self._queue_name(name)
         queue, messages, consumers = self.vhost.declare_queue(
             name, obj.passive, obj.durable, obj.exclusive, obj.auto_delete,
             obj.arguments or {}, typed, self.conn,
@@ -428,6 +427,8 @@ class Channel:
             props = msg.props
             if props.delivery_mode == 2:
                 msg.persistent = True
+            if props.expiration is not None:
+                parse_expiration(props.expiration)
             if props.user_id is not None and props.user_id != conn.user.name:
                 raise errors.precondition(
                     f"user_id property set to '{props.user_id}' but authenticated user was "

@@ -332,7 +332,9 @@ class Connection(asyncio.Protocol):
         self.capabilities = caps if isinstance(caps, dict) else {}
         mechanism = obj.mechanism or ""
         if mechanism not in MECHANISMS:
-            raise AMQPError(errors.ACCESS_REFUSED, f"unsupported authentication mechanism '{mechanism}'")
+            log.warning("login refused on %s: unsupported mechanism %r", self.name, mechanism)
+            self._abort()  # RabbitMQ drops the socket without connection.close
+            return
         try:
             self.user = self.broker.users.authenticate(mechanism, obj.response, _host(self.peer))
         except AuthError as exc:

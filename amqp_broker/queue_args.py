@@ -6,6 +6,8 @@ text is byte for byte RabbitMQ's: invalid arg 'x-max-length' for queue 'q' in vh
 """
 from __future__ import annotations
 
+import re
+
 from . import errors
 from .codec import TYPE_NAMES
 from .errors import resource
@@ -79,6 +81,18 @@ def _one_of(values, error):
     return check
 
 
+def _queue_type(typed, _args):
+    err = _longstr(typed)
+    if err:
+        return err
+    value = typed[1]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if value in ("classic", "quorum", "stream"):
+        return None
+    return f'"unsupported queue type \'{value}\'"'
+
+
 def _max_priority(typed, args):
     err = _non_neg(typed, args)
     if err:
@@ -103,7 +117,7 @@ CHECKS = (
     ("x-overflow", _one_of(("drop-head", "reject-publish", "reject-publish-dlx"), "invalid_overflow")),
     ("x-queue-mode", _one_of(("default", "lazy"), "invalid_queue_mode")),
     ("x-single-active-consumer", _bool),
-    ("x-queue-type", _one_of(("classic", "quorum", "stream"), "invalid_queue_type")),
+    ("x-queue-type", _queue_type),
 )
 
 
@@ -115,3 +129,22 @@ def validate_queue_arguments(name: str, vhost: str, typed: dict) -> None:
         error = check(value, typed)
         if error is not None:
             raise errors.precondition(f"invalid arg '{key}' for {resource('queue', name, vhost)}: {error}")
+
+
+_EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.S)
+
+
+def parse_expiration(text: str) -> int:
+    """A message's `expiration` property -> milliseconds, as rabbit_basic:parse_expiration
+    (Erlang's string:to_integer, then the expiry range check). Raises a 406 otherwise."""
+    match = _EXPIRATION.fullmatch(text)
+    if match is None:
+        reason = "no_integer"
+    elif match.group(2):
+        reason = f'{{leftover_string,"{match.group(2)}"}}'
+    else:
+        value = int(match.group(1))
+        reason = _expiry(value)
+        if reason is None:
+            return value
+    raise errors.precondition(f"invalid expiration '{text}': {reason}")

@@ -136,14 +136,15 @@ class VHost:
             name = server_named_queue()
         elif name.startswith("amq."):
             raise errors.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        validate_queue_arguments(name, self.name, typed)
         owner = connection if exclusive else None
         queue = self.queues.get(name)
         if queue is not None:
+            # an existing queue is only compared, its arguments are not re-validated
             if queue.exclusive_owner is not owner:  # RabbitMQ's strict check
                 raise errors.resource_locked(name, self.name)
             check_queue_equivalence(queue, self.name, durable, auto_delete, typed)
             return queue, queue.message_count, queue.consumer_count
+        validate_queue_arguments(name, self.name, typed)
         queue = Queue(self, name, durable, owner, auto_delete, arguments, typed)
         self.queues[name] = queue
         if owner is not None:
@@ -197,11 +198,11 @@ class VHost:
     def _binding_ends(self, source_name, dest_name, dest_is_queue, connection):
         if source_name == DEFAULT_EXCHANGE or (not dest_is_queue and dest_name == DEFAULT_EXCHANGE):
             raise errors.access_refused("operation not permitted on the default exchange")
+        source = self.get_exchange(source_name)  # a missing source is reported first
         if dest_is_queue:
             dest = self.get_queue(dest_name, connection)
         else:
             dest = self.get_exchange(dest_name)
-        source = self.get_exchange(source_name)
         return source, dest
 
     def bind(self, source_name, dest_name, dest_is_queue, routing_key, arguments, connection) -> None:

@@ -1,0 +1,169 @@
+"""Command line: `amqp-broker serve` runs the broker in the foreground.
+
+Deliberately thin: it parses options, prepares the data directory, and hands everything to
+`amqp_broker.Broker`. No broker logic lives here.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+log = logging.getLogger("amqp_broker.cli")
+
+app = typer.Typer(
+    name="amqp-broker",
+    help="An AMQP 0-9-1 message broker that RabbitMQ clients use unchanged.",
+    add_completion=False,
+    no_args_is_help=True,
+)
+
+
+class LogLevel(str, enum.Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/amqp-broker`, else `~/.local/share/amqp-broker`."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "amqp-broker"
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("amqp-broker")
+    except Exception:  # not installed (running from a bare checkout)
+        return getattr(__import__("amqp_broker"), "__version__", "unknown")
+
+
+def fail(message: str) -> "typer.Exit":
+    """Print a one-line error to stderr and return the Exit to raise (exit code 1)."""
+    typer.echo(f"amqp-broker: error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create `path` if missing and check it is writable; a clear error otherwise."""
+    path = path.expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise fail(f"cannot use data dir {path}: {exc.strerror or exc}") from None
+    return path.resolve()
+
+
+def describe_host(host: Optional[str], port: int) -> str:
+    if host is None:
+        return f"0.0.0.0:{port} and [::]:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def run_broker(host: Optional[str], port: int, data_dir: Path) -> None:
+    from amqp_broker import Broker
+
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop_requested.set)
+        except (NotImplementedError, RuntimeError):  # e.g. Windows: Ctrl-C raises instead
+            pass
+
+    broker = Broker(host=host, port=port, data_dir=str(data_dir))
+    try:
+        await broker.start()
+    except OSError as exc:
+        where = describe_host(host, port)
+        if exc.errno == errno.EADDRINUSE or "address already in use" in str(exc).lower():
+            raise fail(f"cannot listen on {where}: address already in use") from None
+        raise fail(f"cannot listen on {where}: {exc.strerror or exc}") from None
+
+    log.info(
+        "amqp-broker listening on %s (data dir %s)", describe_host(host, broker.port), data_dir
+    )
+    try:
+        await stop_requested.wait()
+        log.info("amqp-broker shutting down")
+    finally:
+        await broker.stop()
+    log.info("amqp-broker stopped")
+
+
+def run(coro) -> None:
+    """Run `coro` on uvloop when it is installed, else on the default asyncio loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
+
+
+@app.callback()
+def main() -> None:
+    """An AMQP 0-9-1 message broker that RabbitMQ clients use unchanged."""
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(
+        None,
+        "--host",
+        envvar="AMQP_BROKER_HOST",
+        help="Interface to listen on, e.g. 127.0.0.1 or ::1 (default: all interfaces, IPv4 and IPv6).",
+        show_default=False,
+    ),
+    port: int = typer.Option(
+        5672, "--port", envvar="AMQP_BROKER_PORT", min=0, max=65535, help="TCP port (0: any free port)."
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None,
+        "--data-dir",
+        envvar="AMQP_BROKER_DATA_DIR",
+        help="Where the broker keeps its state; created if missing "
+        "(default: $XDG_DATA_HOME/amqp-broker, else ~/.local/share/amqp-broker).",
+        show_default=False,
+        file_okay=False,
+    ),
+    log_level: LogLevel = typer.Option(
+        LogLevel.info, "--log-level", envvar="AMQP_BROKER_LOG_LEVEL", case_sensitive=False, help="Log verbosity."
+    ),
+) -> None:
+    """Run the broker in the foreground until SIGINT or SIGTERM."""
+    logging.basicConfig(
+        level=log_level.value.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if host is not None and host.strip() in ("", "*"):
+        host = None  # explicit "all interfaces"
+    directory = prepare_data_dir(data_dir if data_dir is not None else default_data_dir())
+    run(run_broker(host, port, directory))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"amqp-broker {package_version()}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,293 @@
+"""`amqp-broker serve` as a real process: options, env vars, IPv4/IPv6, signals, errors.
+
+These always exercise our broker (the CLI is ours), even when AMQP_REFERENCE_URL is set.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pika
+import pytest
+from pika.exceptions import ConnectionClosedByBroker
+
+STARTUP_TIMEOUT = 20.0
+
+
+def cli_command() -> list[str]:
+    """The venv's `amqp-broker` script (next to sys.executable), else `python -m`."""
+    script = Path(sys.executable).parent / "amqp-broker"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("amqp-broker")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "amqp_broker.cli.main"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMQP_BROKER_")}
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A port free on both 0.0.0.0 and [::] (the CLI's default binds both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+            s4.bind(("0.0.0.0", 0))
+            port = s4.getsockname()[1]
+            if not socket.has_ipv6:
+                return port
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    s6.bind(("::", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def ipv6_loopback_available() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Server:
+    """One `amqp-broker serve` subprocess; stdout/stderr go to files in tmp_path."""
+
+    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str] | None = None, name: str = "serve"):
+        self.stdout_path = tmp_path / f"{name}.out"
+        self.stderr_path = tmp_path / f"{name}.err"
+        self._out = open(self.stdout_path, "wb")
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            cli_command() + ["serve", *args],
+            stdout=self._out,
+            stderr=self._err,
+            stdin=subprocess.DEVNULL,
+            env=env if env is not None else clean_env(),
+        )
+
+    @property
+    def stderr(self) -> str:
+        self._err.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_ready(self, port: int, host: str = "127.0.0.1") -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"amqp-broker serve exited {self.proc.returncode} before listening:\n{self.stderr}")
+            if port_open(host, port):
+                return
+            time.sleep(0.1)
+        pytest.fail(f"amqp-broker serve not listening on {host}:{port} after {STARTUP_TIMEOUT}s:\n{self.stderr}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._out.close()
+        self._err.close()
+
+
+@pytest.fixture
+def servers():
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.kill()
+
+
+def publish_and_get(params: pika.ConnectionParameters, body: bytes) -> bytes:
+    connection = pika.BlockingConnection(params)
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare(queue="", exclusive=True).method.queue
+        channel.basic_publish(exchange="", routing_key=queue, body=body)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            method, _props, got = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return got
+            time.sleep(0.05)
+        raise AssertionError("message never arrived")
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def params(host: str, port: int) -> pika.ConnectionParameters:
+    return pika.ConnectionParameters(
+        host=host,
+        port=port,
+        credentials=pika.PlainCredentials("guest", "guest"),
+        connection_attempts=1,
+        socket_timeout=5,
+        blocked_connection_timeout=5,
+    )
+
+
+def test_serve_ipv4_and_ipv6(tmp_path, servers):
+    port = free_port()
+    server = Server(tmp_path, ["--port", str(port), "--data-dir", str(tmp_path / "data")])
+    servers.append(server)
+    server.wait_ready(port)
+    assert publish_and_get(params("127.0.0.1", port), b"over ipv4") == b"over ipv4"
+    if ipv6_loopback_available():
+        assert publish_and_get(params("::1", port), b"over ipv6") == b"over ipv6"
+    assert "listening on" in server.stderr
+
+
+def test_serve_explicit_ipv6_host(tmp_path, servers):
+    if not ipv6_loopback_available():
+        pytest.skip("no IPv6 loopback")
+    port = free_port()
+    server = Server(tmp_path, ["--host", "::1", "--port", str(port), "--data-dir", str(tmp_path / "data")])
+    servers.append(server)
+    server.wait_ready(port, host="::1")
+    assert publish_and_get(params("::1", port), b"v6 only") == b"v6 only"
+
+
+def test_sigterm_closes_clients_with_320_and_exits_0(tmp_path, servers):
+    port = free_port()
+    server = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data")])
+    servers.append(server)
+    server.wait_ready(port)
+
+    connection = pika.BlockingConnection(params("127.0.0.1", port))
+    try:
+        connection.channel()
+        server.proc.send_signal(signal.SIGTERM)
+        closed = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                connection.process_data_events(time_limit=0.2)
+            except ConnectionClosedByBroker as exc:
+                closed = exc
+                break
+        assert closed is not None, "client never saw connection.close from the broker"
+        assert closed.reply_code == 320, closed
+        assert server.proc.wait(timeout=10) == 0, server.stderr
+    finally:
+        with contextlib.suppress(Exception):
+            if connection.is_open:
+                connection.close()
+    assert "Traceback" not in server.stderr
+
+
+def test_sigint_exits_0(tmp_path, servers):
+    port = free_port()
+    server = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data")])
+    servers.append(server)
+    server.wait_ready(port)
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=10) == 0, server.stderr
+    assert "Traceback" not in server.stderr
+
+
+def test_env_vars(tmp_path, servers):
+    port = free_port()
+    data_dir = tmp_path / "nested" / "data"  # created by serve
+    env = clean_env(
+        AMQP_BROKER_HOST="127.0.0.1",
+        AMQP_BROKER_PORT=str(port),
+        AMQP_BROKER_DATA_DIR=str(data_dir),
+        AMQP_BROKER_LOG_LEVEL="DEBUG",
+    )
+    server = Server(tmp_path, [], env=env)
+    servers.append(server)
+    server.wait_ready(port)
+    assert data_dir.is_dir()
+    assert publish_and_get(params("127.0.0.1", port), b"env") == b"env"
+    assert str(port) in server.stderr
+
+
+def test_default_data_dir_follows_xdg_data_home(tmp_path, servers):
+    port = free_port()
+    env = clean_env(XDG_DATA_HOME=str(tmp_path / "xdg"))
+    server = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port)], env=env)
+    servers.append(server)
+    server.wait_ready(port)
+    assert (tmp_path / "xdg" / "amqp-broker").is_dir()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", None], ids=["loopback", "all-interfaces"])
+def test_port_in_use(tmp_path, servers, host):
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("0.0.0.0" if host is None else host, port))
+        blocker.listen()
+        args = ["--port", str(port), "--data-dir", str(tmp_path / "data")]
+        if host is not None:
+            args += ["--host", host]
+        server = Server(tmp_path, args)
+        servers.append(server)
+        assert server.proc.wait(timeout=STARTUP_TIMEOUT) == 1
+    err = server.stderr
+    assert "address already in use" in err
+    assert f":{port}" in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if "address already in use" in line]) == 1, err
+
+
+def test_unwritable_data_dir(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    proc = subprocess.run(
+        cli_command() + ["serve", "--port", "0", "--data-dir", str(not_a_dir / "data")],
+        capture_output=True, text=True, timeout=STARTUP_TIMEOUT, env=clean_env(), stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 1
+    assert "data dir" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_bad_log_level():
+    proc = subprocess.run(
+        cli_command() + ["serve", "--log-level", "bogus"],
+        capture_output=True, text=True, timeout=STARTUP_TIMEOUT, env=clean_env(), stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode != 0
+    assert "bogus" in proc.stderr and "log-level" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_serve():
+    proc = subprocess.run(cli_command() + ["--help"], capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
+                          env=clean_env(), stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0
+    assert "serve" in proc.stdout and "version" in proc.stdout
+
+
+def test_version():
+    from importlib.metadata import version
+
+    proc = subprocess.run(cli_command() + ["version"], capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
+                          env=clean_env(), stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0
+    assert version("amqp-broker") in proc.stdout
