@@ -20,7 +20,7 @@ from .consumer import Consumer
 from .errors import AMQPError, resource
 from .message import Message
 from .properties import REPLY_TO as PROP_REPLY_TO
-from .properties import encode_shortstr, splice
+from .properties import PropertyError, encode_shortstr, splice
 from .queue_args import parse_expiration
 from .vhost import REPLY_TO
 
@@ -161,7 +161,7 @@ class Channel:
     def _queue_declare(self, obj, payload) -> None:
         typed = _typed_args(payload)
         name = obj.queue
-        if obj.passive and name == REPLY_TO:
+        if name == REPLY_TO:
             if not obj.nowait:
                 self.send(C.Queue.DeclareOk, queue=name, message_count=0, consumer_count=1)
             return
@@ -210,7 +210,10 @@ class Channel:
         if obj.global_:
             self.global_prefetch = obj.prefetch_count
         else:
+            # RabbitMQ's rabbit_limiter:unlimit_prefetch: a per-consumer qos also lifts a
+            # channel-wide limit set before it
             self.prefetch = obj.prefetch_count
+            self.global_prefetch = 0
         self.send(C.Basic.QosOk)
         self._drain_consumers()
 
@@ -387,6 +390,8 @@ class Channel:
             raise AMQPError(
                 errors.UNEXPECTED_FRAME, "expected content body, got non content body frame instead"
             )
+        if len(payload) < 14:
+            raise codec.unknown_frame(codec.FRAME_HEADER, payload)
         class_id, body_size = codec.decode_content_header(payload)
         if class_id != 60:
             raise AMQPError(errors.FRAME_ERROR, f"content header for class {class_id} on basic.publish")
@@ -424,11 +429,14 @@ class Channel:
     def publish(self, msg: Message, mandatory: bool) -> None:
         conn = self.conn
         if msg.header[12] or msg.header[13]:  # any property present: check the ones we act on
-            props = msg.props
+            try:
+                props = msg.props
+            except PropertyError as exc:
+                raise AMQPError(errors.SYNTAX_ERROR, f"malformed content header: {exc}") from None
             if props.delivery_mode == 2:
                 msg.persistent = True
             if props.expiration is not None:
-                parse_expiration(props.expiration)
+                msg.ttl = parse_expiration(props.expiration)
             if props.user_id is not None and props.user_id != conn.user.name:
                 raise errors.precondition(
                     f"user_id property set to '{props.user_id}' but authenticated user was "

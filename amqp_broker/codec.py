@@ -73,7 +73,7 @@ def parse_frames(data, offset: int, frame_max: int):
     limit = frame_max - FRAME_OVERHEAD if frame_max else 0
     while n - offset >= 7:
         ftype, channel, size = unpack(data, offset)
-        if limit and size > limit:
+        if limit and size > limit + FRAME_OVERHEAD:  # rabbit_reader's ?FRAME_SIZE_FUDGE
             raise FrameError(
                 errors.FRAME_ERROR,
                 f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},{limit}}}",
@@ -85,11 +85,18 @@ def parse_frames(data, offset: int, frame_max: int):
         if data[end] != FRAME_END:
             raise FrameError(
                 errors.FRAME_ERROR,
-                f"type {ftype}, all octets = {erl_binary(payload)}: {{invalid_frame_end_marker,{data[end]}}}",
+                f"type {ftype}, {payload_snippet(payload)}: {{invalid_frame_end_marker,{data[end]}}}",
             )
         frames.append((ftype, channel, payload))
         offset = end + 1
     return frames, offset
+
+
+def payload_snippet(payload: bytes) -> str:
+    """rabbit_reader:payload_snippet/1: the whole payload up to 16 bytes, else its first 16."""
+    if len(payload) <= 16:
+        return f"all octets = {erl_binary(payload)}"
+    return f"first 16 octets = {erl_binary(payload[:16])}"
 
 
 def method_index(payload: bytes) -> int:
@@ -98,7 +105,7 @@ def method_index(payload: bytes) -> int:
 
 def unknown_frame(ftype: int, payload: bytes) -> FrameError:
     """RabbitMQ's text for a frame it cannot make sense of (bad type, truncated method)."""
-    return FrameError(errors.FRAME_ERROR, f"type {ftype}, all octets = {erl_binary(payload)}: unknown_frame")
+    return FrameError(errors.FRAME_ERROR, f"type {ftype}, {payload_snippet(payload)}: unknown_frame")
 
 
 def _shortstr(data: bytes, offset: int):
@@ -331,7 +338,7 @@ def content_frames(channel: int, header: bytes, body: bytes, frame_max: int) -> 
     parts = [pack(FRAME_HEADER, channel, len(header)), header, FRAME_END_BYTE]
     size = len(body)
     if size:
-        chunk = frame_max - FRAME_OVERHEAD
+        chunk = frame_max - FRAME_OVERHEAD if frame_max else size  # 0: no limit
         if size <= chunk:
             parts += (pack(FRAME_BODY, channel, size), body, FRAME_END_BYTE)
         else:

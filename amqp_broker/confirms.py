@@ -12,6 +12,8 @@ So a burst of transient publishes costs one basic.ack frame, not one per message
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 
 class ConfirmTracker:
     __slots__ = ("next_seq", "_pending", "ready_acks", "ready_nacks")
@@ -59,29 +61,26 @@ class ConfirmTracker:
             return []
         self.ready_acks = []
         self.ready_nacks = []
+        pending_min = next(iter(self._pending)) if self._pending else None
+        acks.sort()
+        nacks.sort()
         out: list[tuple[bool, int, bool]] = []
-        pending_min = next(iter(self._pending)) if self._pending else self.next_seq
-        # Acks go first (as in RabbitMQ); a multiple ack must not reach over a nack that is
-        # still unsent, nor over a message that is still pending.
-        if nacks:
-            nacks.sort()
-        if acks:
-            acks.sort()
-            cutoff = min(pending_min, nacks[0]) if nacks else pending_min
-            out.extend(self._coalesce(True, acks, cutoff))
-        if nacks:
-            out.extend(self._coalesce(False, nacks, pending_min))
+        if len(acks) == 1:  # send_confirms([MsgSeqNo], _, State): a lone ack is not multiple
+            out.append((True, acks[0], False))
+        elif acks:
+            out.extend(_coalesce(True, acks, pending_min, nacks[0] if nacks else None))
+        if nacks:  # send_nacks has no single-seqno clause
+            out.extend(_coalesce(False, nacks, pending_min, acks[0] if acks else None))
         return out
 
-    @staticmethod
-    def _coalesce(is_ack: bool, seqs: list[int], cutoff: int):
-        below = [s for s in seqs if s < cutoff] if seqs[-1] >= cutoff else seqs
-        out = []
-        if below:
-            if len(below) == 1:
-                out.append((is_ack, below[0], False))
-            else:
-                out.append((is_ack, below[-1], True))
-        if len(below) != len(seqs):
-            out.extend((is_ack, s, False) for s in seqs if s >= cutoff)
-        return out
+
+def _coalesce(is_ack: bool, seqs: list[int], pending_min, other_min):
+    """coalesce_and_send: one multiple=true frame at the highest seqno below the cutoff
+    (even if it is the only one), the rest one by one."""
+    cutoff = pending_min if pending_min is not None else seqs[-1] + 1
+    if other_min is not None and other_min < cutoff:
+        cutoff = other_min
+    split = bisect_left(seqs, cutoff)
+    out = [(is_ack, seqs[split - 1], True)] if split else []
+    out.extend((is_ack, s, False) for s in seqs[split:])
+    return out

@@ -24,6 +24,7 @@ class Message:
         "_frames",
         "persistent",
         "store_id",
+        "ttl",
     )
 
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes):
@@ -37,6 +38,7 @@ class Message:
         self._frames = None
         self.persistent = False
         self.store_id = None  # set by a durable store when the message is written
+        self.ttl = None  # per-message TTL in ms (the `expiration` property), if any
 
     @property
     def props(self) -> Properties:
@@ -84,4 +86,5 @@ class Message:
         """A distinct message with the same content (for routes that change its header)."""
         clone = Message(self.exchange, self.routing_key, self.header, self.body)
         clone.persistent = self.persistent
+        clone.ttl = self.ttl
         return clone

@@ -39,7 +39,10 @@ class Properties:
         flags = 0
         shift = 0
         pos = _HEAD
+        n = len(header)
         while True:  # property flags may continue in further 16-bit words (bit 0 set)
+            if pos + 2 > n:
+                raise PropertyError("property flags overrun the content header")
             word = _U16.unpack_from(header, pos)[0]
             pos += 2
             flags |= (word & 0xFFFE) << shift
@@ -54,17 +57,20 @@ class Properties:
         self.user_id = None
         spans = [None] * 14
         if flags:
-            n = len(header)
             for index in range(14):
                 if not flags & (0x8000 >> index):
                     continue
                 kind = _KINDS[index]
+                if pos >= n:
+                    raise PropertyError("property list overruns the content header")
                 if kind == "s":
                     end = pos + 1 + header[pos]
                 elif kind == "o":
                     end = pos + 1
                 elif kind == "q":
                     end = pos + 8
+                elif pos + 4 > n:
+                    raise PropertyError("property list overruns the content header")
                 else:
                     end = pos + 4 + _U32.unpack_from(header, pos)[0]
                 if end > n:

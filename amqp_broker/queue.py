@@ -58,13 +58,30 @@ class Queue:
         # exchanges holding a binding to this queue, so deleting the queue can unbind it
         self.bound_from: set = set()
         self._next_seq = 0
+        self.ready_bytes = 0  # body bytes of ready messages (x-max-length-bytes, stats)
         self.stats_published = 0
         self.stats_delivered = 0
+        self.max_length: int | None = None
+        self.max_bytes: int | None = None
+        self.overflow = "drop-head"
+        self.configure()
+
+    def configure(self) -> None:
+        """(Re)read the limits from the queue's arguments."""
+        args = self.arguments
+        self.max_length = _int_or_none(args.get("x-max-length"))
+        self.max_bytes = _int_or_none(args.get("x-max-length-bytes"))
+        overflow = args.get("x-overflow", "drop-head")
+        self.overflow = overflow.decode() if isinstance(overflow, bytes) else overflow
 
     # -- producers ---------------------------------------------------------------------------
 
     def enqueue(self, msg: "Message") -> bool:
-        """Accept a routed message. Returns False when the queue refuses it."""
+        """Accept a routed message. Returns False when the queue refuses it
+        (x-overflow reject-publish on a full queue)."""
+        limited = self.max_length is not None or self.max_bytes is not None
+        if limited and self.overflow != "drop-head" and self._would_exceed(len(msg.body)):
+            return False
         self._next_seq += 1
         entry = QueueEntry(msg, self._next_seq)
         self.stats_published += 1
@@ -74,8 +91,28 @@ class Queue:
                 self.stats_delivered += 1
                 consumer.deliver(entry)
                 return True
+        if msg.ttl == 0:
+            return True  # TTL 0: expires on arrival unless it could be delivered at once
         self.ready.append(entry)
+        self.ready_bytes += len(msg.body)
+        if limited:
+            self._drop_head_over_limit()
         return True
+
+    def _would_exceed(self, size: int) -> bool:
+        """rabbit_amqqueue_process:would_exceed_queue_length/2 (only ready messages count)."""
+        if self.max_length is not None and len(self.ready) >= self.max_length:
+            return True
+        return self.max_bytes is not None and self.ready_bytes + size > self.max_bytes
+
+    def _drop_head_over_limit(self) -> None:
+        """drop-head: discard the oldest ready messages while over a limit."""
+        ready = self.ready
+        while ready and (
+            (self.max_length is not None and len(ready) > self.max_length)
+            or (self.max_bytes is not None and self.ready_bytes > self.max_bytes)
+        ):
+            self.ready_bytes -= len(ready.popleft().msg.body)
 
     # -- consumers ---------------------------------------------------------------------------
 
@@ -99,7 +136,9 @@ class Queue:
             if consumer is None:
                 return
             self.stats_delivered += 1
-            consumer.deliver(ready.popleft())
+            entry = ready.popleft()
+            self.ready_bytes -= len(entry.msg.body)
+            consumer.deliver(entry)
 
     def add_consumer(self, consumer: "Consumer") -> None:
         self.consumers.append(consumer)
@@ -122,7 +161,9 @@ class Queue:
         """The head entry, for basic.get."""
         if self.ready:
             self.stats_delivered += 1
-            return self.ready.popleft()
+            entry = self.ready.popleft()
+            self.ready_bytes -= len(entry.msg.body)
+            return entry
         return None
 
     # -- settlement ----------------------------------------------------------------------------
@@ -135,6 +176,7 @@ class Queue:
             return
         for entry in entries:
             entry.redelivered = True
+            self.ready_bytes += len(entry.msg.body)
         entries = sorted(entries, key=_seq_of)
         ready = self.ready
         if not ready or entries[-1].seq < ready[0].seq:
@@ -146,11 +188,14 @@ class Queue:
                 prefix.append(ready.popleft())
             merged = sorted(prefix + entries, key=_seq_of)
             ready.extendleft(reversed(merged))
+        if self.max_length is not None or self.max_bytes is not None:
+            self._drop_head_over_limit()
         self.drain()
 
     def purge(self) -> int:
         count = len(self.ready)
         self.ready.clear()
+        self.ready_bytes = 0
         return count
 
     # -- introspection -------------------------------------------------------------------------
@@ -169,3 +214,7 @@ class Queue:
 
 def _seq_of(entry: QueueEntry) -> int:
     return entry.seq
+
+
+def _int_or_none(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

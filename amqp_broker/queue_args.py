@@ -141,7 +141,8 @@ def parse_expiration(text: str) -> int:
     if match is None:
         reason = "no_integer"
     elif match.group(2):
-        reason = f'{{leftover_string,"{match.group(2)}"}}'
+        rest = match.group(2).replace("\\", "\\\\").replace('"', '\\"')
+        reason = f'{{leftover_string,"{rest}"}}'
     else:
         value = int(match.group(1))
         reason = _expiry(value)

@@ -156,7 +156,8 @@ def test_parse_frames_wrong_frame_end(bad_end):
     with pytest.raises(FrameError) as info:
         codec.parse_frames(data, 0, FRAME_MAX)
     assert info.value.code == 501
-    assert info.value.explanation == f"type 1, all octets = <<>>: {{invalid_frame_end_marker,{bad_end}}}"
+    assert info.value.explanation == (
+        f"type 1, all octets = <<0,20,0,10,0,0>>: {{invalid_frame_end_marker,{bad_end}}}")
 
 
 def test_parse_frames_wrong_frame_end_after_good_frames():
@@ -164,7 +165,7 @@ def test_parse_frames_wrong_frame_end_after_good_frames():
     with pytest.raises(FrameError) as info:
         codec.parse_frames(data, 0, FRAME_MAX)
     assert info.value.code == 501
-    assert "{invalid_frame_end_marker,0}" in info.value.explanation
+    assert info.value.explanation == 'type 3, all octets = <<"body">>: {invalid_frame_end_marker,0}'
 
 
 def test_parse_frames_wrong_frame_end_of_heartbeat():
@@ -172,6 +173,20 @@ def test_parse_frames_wrong_frame_end_of_heartbeat():
         codec.parse_frames(b"\x08\x00\x00\x00\x00\x00\x00\x00", 0, FRAME_MAX)
     assert info.value.code == 501
     assert info.value.explanation == "type 8, all octets = <<>>: {invalid_frame_end_marker,0}"
+
+
+@pytest.mark.parametrize("size", [16, 17, 100, 4000])
+def test_parse_frames_wrong_frame_end_long_payload_shows_first_16_octets(size):
+    """rabbit_reader:payload_snippet/1: a payload of at most 16 bytes is printed whole
+    ("all octets = ..."), a longer one as "first 16 octets = <<its first 16 bytes>>"."""
+    payload = bytes(range(size)) if size < 256 else bytes(i % 256 for i in range(size))
+    with pytest.raises(FrameError) as info:
+        codec.parse_frames(raw_frame(3, 1, payload, end=0x41), 0, FRAME_MAX)
+    if size <= 16:
+        octets = "all octets = <<" + ",".join(str(b) for b in payload) + ">>"
+    else:
+        octets = "first 16 octets = <<" + ",".join(str(b) for b in payload[:16]) + ">>"
+    assert info.value.explanation == f"type 3, {octets}: {{invalid_frame_end_marker,65}}"
 
 
 @pytest.mark.parametrize("frame_max", [4096, 8192, 131072])
@@ -480,6 +495,14 @@ def test_content_frames_respect_frame_max_and_reassemble():
             assert len(frames) - 1 == -(-size // (frame_max - 8))
 
 
+def test_content_frames_frame_max_zero_means_unlimited():
+    """frame_max 0 is AMQP's "no limit" (parse_frames treats it so, and Broker(frame_max=0) is
+    accepted): the body must go out whole, not vanish."""
+    header = pheader.ContentHeader(0, 10_000, C.Basic.Properties()).marshal()
+    body = b"b" * 10_000
+    assert codec.content_frames(1, header, body, 0) == raw_frame(2, 1, header) + raw_frame(3, 1, body)
+
+
 def test_content_frames_header_forwarded_byte_for_byte():
     # a header pamqp could never produce (cluster-id set, empty content-type present)
     header = b"\x00\x3c\x00\x00" + struct.pack(">Q", 3) + b"\x80\x04" + b"\x00" + b"\x02id"
@@ -545,6 +568,7 @@ def _all_cases():
     yield from EXTRA_CASES
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Basic.RecoverAsync
 @pytest.mark.parametrize("cls,kwargs", list(_all_cases()), ids=lambda v: getattr(v, "name", ""))
 def test_encode_matches_pamqp_for_every_method(cls, kwargs):
     expected = pframe.marshal(cls(**kwargs), 5)
@@ -552,9 +576,10 @@ def test_encode_matches_pamqp_for_every_method(cls, kwargs):
 
 
 def test_encode_queue_declare_ok_with_names_pamqp_refuses():
-    for name in ("é*名", "q" * 200, "x" * 255, "amq.gen-ü"):
+    for name in ("é*名", "a*", "amq.gen-ü", "sp ace*"):
         with pytest.raises(ValueError):
             C.Queue.DeclareOk(name, 0, 0)
+    for name in ("é*名", "a*", "amq.gen-ü", "q" * 200, "é" * 100, "x" * 255):
         data = codec.encode(1, C.Queue.DeclareOk, queue=name, message_count=5, consumer_count=2)
         channel, obj = pamqp_unmarshal(data)
         assert channel == 1
@@ -579,7 +604,8 @@ def test_build_uses_pamqp_defaults_and_skips_validate():
     obj = codec.build(C.Queue.DeclareOk, queue="é*", message_count=1, consumer_count=0)
     assert obj.queue == "é*"
     obj = codec.build(C.Exchange.Declare, exchange="bad name*")
-    assert obj.exchange_type == "direct" and obj.arguments is None or obj.arguments == {}
+    assert (obj.exchange, obj.exchange_type, obj.ticket) == ("bad name*", "direct", 0)
+    assert not any((obj.passive, obj.durable, obj.auto_delete, obj.internal, obj.nowait))
 
 
 def test_method_frame():
