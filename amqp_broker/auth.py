@@ -49,6 +49,15 @@ class UserStore:
     def add(self, name: str, password: str, tags=("administrator",)) -> None:
         self.users[name] = User(name, password, tags)
 
+    def load(self, rows) -> None:
+        """Replace the users with stored ones: (name, salt, password_hash, tags) rows."""
+        self.users = {}
+        for name, salt, password_hash, tags in rows:
+            user = User.__new__(User)
+            user.name, user.salt, user.password_hash = name, bytes(salt), bytes(password_hash)
+            user.tags = tuple(t for t in tags.split(",") if t)
+            self.users[name] = user
+
     def authenticate(self, mechanism: str, response, peer_host: str | None) -> User:
         username, password = parse_response(mechanism, response)
         user = self.users.get(username)

@@ -59,16 +59,23 @@ class Broker:
 
     async def start(self) -> "Broker":
         self.loop = asyncio.get_running_loop()
-        if self.data_dir is not None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.store is None:
-            from .storage import MemoryStore
+            if self.data_dir is not None:
+                from .storage.sqlite import SQLiteStore
 
-            self.store = MemoryStore()
+                self.store = SQLiteStore(self.data_dir)
+            else:
+                from .storage import MemoryStore
+
+                self.store = MemoryStore()
         await self.store.open()
         try:
             self.vhosts["/"] = VHost("/", self.store)
             self._recover()
+            self._recover_users()
+            for vhost in self.vhosts.values():  # first page of every recovered queue
+                for queue in list(vhost.queues.values()):
+                    await queue.wait_paged_in()
             await self._listen()
         except BaseException:
             await self.store.close()
@@ -163,15 +170,20 @@ class Broker:
             if vhost is None or xd.name in vhost.exchanges:
                 continue
             ex = make_exchange(xd.type, xd.name, xd.durable, xd.auto_delete, xd.internal, xd.arguments)
-            ex.typed_arguments = guess_typed(xd.arguments)
+            ex.typed_arguments = xd.typed_arguments or guess_typed(xd.arguments)
             vhost.exchanges[xd.name] = ex
         for qd in defs.queues:
             vhost = self.vhosts.get(qd.vhost)
             if vhost is None or qd.name in vhost.queues:
                 continue
-            vhost.queues[qd.name] = Queue(
-                vhost, qd.name, qd.durable, None, qd.auto_delete, qd.arguments, guess_typed(qd.arguments)
+            queue = Queue(
+                vhost, qd.name, qd.durable, None, qd.auto_delete, qd.arguments,
+                qd.typed_arguments or guess_typed(qd.arguments),
             )
+            if self.store.persists_messages and qd.store_id is not None:
+                queue.attach_store(self.store, qd.store_id)
+                queue.recover(qd.message_count, qd.min_seq, qd.max_seq, qd.delivered_seq)
+            vhost.queues[qd.name] = queue
         for bd in defs.bindings:
             vhost = self.vhosts.get(bd.vhost)
             if vhost is None:
@@ -182,6 +194,15 @@ class Broker:
                 continue
             if source.bind(dest, bd.routing_key, bd.arguments):
                 vhost._sources.setdefault(dest, set()).add(source)
+
+    def _recover_users(self) -> None:
+        """Users live in the store when it has them; the first start writes the defaults."""
+        rows = self.store.users() if hasattr(self.store, "users") else []
+        if rows:
+            self.users.load(rows)
+        elif hasattr(self.store, "save_user"):
+            for user in self.users.users.values():
+                self.store.save_user(user.name, user.salt, user.password_hash, ",".join(user.tags))
 
     # -- introspection -----------------------------------------------------------------------------
 

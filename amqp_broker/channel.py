@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from pamqp import commands as C
@@ -55,6 +55,9 @@ class Channel:
         self.last_queue = ""  # AMQP's "most recently declared queue" shortcut
         self.reply_tag: str | None = None  # direct reply-to consumer tag
         self.reply_key: str | None = None
+        # publisher confirms waiting for the store: (batch id, seqno) in publish order
+        self._held: deque = deque()
+        self._waiting_batch = 0
         # publish being assembled
         self._publish = None
         self._header = None
@@ -276,7 +279,9 @@ class Channel:
         """Push one message to a consumer (called by the queue, which checked credit)."""
         tag = self.next_tag
         self.next_tag = tag + 1
-        if not consumer.no_ack:
+        if consumer.no_ack:
+            consumer.queue.forget(entry)
+        else:
             self.unacked[tag] = (entry, consumer.queue, consumer)
             consumer.unacked += 1
         msg = entry.msg
@@ -293,11 +298,16 @@ class Channel:
         queue = self.vhost.get_queue(self._queue_name(obj.queue), self.conn)
         entry = queue.take()
         if entry is None:
+            if queue.needs_page_in:  # the head is on disk: answer once it is read back
+                self.conn.suspend(self, queue.wait_paged_in(), lambda: self._basic_get(obj, _payload))
+                return
             self.send(C.Basic.GetEmpty)
             return
         tag = self.next_tag
         self.next_tag = tag + 1
-        if not obj.no_ack:
+        if obj.no_ack:
+            queue.forget(entry)
+        else:
             self.unacked[tag] = (entry, queue, None)
         msg = entry.msg
         self.conn.send(codec.get_ok_frame(self.number, tag, entry.redelivered, msg.xrk, queue.message_count))
@@ -355,6 +365,8 @@ class Channel:
                 touched.add(consumer.queue)
             if requeue:
                 by_queue.setdefault(queue, []).append(entry)
+            else:
+                queue.forget(entry)
         for queue, entries in by_queue.items():
             queue.requeue(entries)  # drains too
         if self.global_prefetch:
@@ -474,14 +486,46 @@ class Channel:
             for queue in queues:
                 if not queue.enqueue(msg):
                     rejected = True
+            stored = msg.store_id is not None  # written to disk by at least one queue
+            if stored:
+                store = self.vhost.store
+                if store.backlogged:
+                    store.throttle(self.conn)
             if confirm is not None:
-                confirm.nack(seq) if rejected else confirm.ack(seq)
+                if rejected:
+                    confirm.nack(seq)
+                elif stored:
+                    self._hold_until_committed(seq)
+                    return
+                else:
+                    confirm.ack(seq)
                 self.conn.confirms_ready(self)
             return
         if mandatory:
             self._return(msg, errors.NO_ROUTE, "NO_ROUTE")
         if confirm is not None:
             confirm.ack(seq)
+            self.conn.confirms_ready(self)
+
+    def _hold_until_committed(self, seq: int) -> None:
+        """Confirm `seq` once the store's current batch is durable (group commit: one
+        callback per channel per batch, not one per message)."""
+        store = self.vhost.store
+        self.confirm.hold(seq)
+        batch_id = store.batch_id
+        self._held.append((batch_id, seq))
+        if self._waiting_batch != batch_id:
+            self._waiting_batch = batch_id
+            store.on_commit(self._committed)
+
+    def _committed(self, batch_id: int, ok: bool) -> None:
+        held = self._held
+        confirm = self.confirm
+        while held and held[0][0] <= batch_id:
+            seq = held.popleft()[1]
+            if confirm is not None and self.state == OPEN:
+                confirm.ack(seq) if ok else confirm.nack(seq)
+        if self.state == OPEN:
             self.conn.confirms_ready(self)
 
     def _publish_reply(self, msg: Message, mandatory: bool, seq: int) -> None:
@@ -541,6 +585,11 @@ class Channel:
             if item[0] == "settle":
                 _, items, rejected, requeue = item
                 self._settle(items, requeue=requeue, rejected=rejected)
+        store = self.vhost.store
+        if work and store is not None and store.persists_messages:
+            # commit-ok means durable: publishes and acks of this tx are on disk
+            self.conn.suspend(self, store.flush(), lambda: self.send(C.Tx.CommitOk))
+            return
         self.send(C.Tx.CommitOk)
 
     def _tx_rollback(self, obj, _payload) -> None:

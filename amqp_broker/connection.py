@@ -82,6 +82,8 @@ class Connection(asyncio.Protocol):
         self.exclusive_queues: set = set()
         self.peer: tuple | None = None
         self.name = "?"
+        self._suspended = False
+        self._held_frames: list = []
         self._recv_seen = True
         self._sent_seen = False
         self._missed_ticks = 0
@@ -123,6 +125,9 @@ class Connection(asyncio.Protocol):
         if self.state == S_CLOSED:
             return
         self._recv_seen = True
+        if self._suspended:  # a handler is waiting (disk): keep the bytes for later
+            self._buf += data
+            return
         if self._buf:
             data = self._buf + data
             self._buf = b""
@@ -161,8 +166,52 @@ class Connection(asyncio.Protocol):
             return
         if offset < len(data):
             self._buf = data[offset:]
+        self._run_frames(frames)
+
+    def suspend(self, channel: Channel, awaitable, then) -> None:
+        """Stop handling frames until `awaitable` is done, then run `then()` and go on.
+
+        For the few replies that must wait for the disk (tx.commit-ok, a basic.get whose
+        message is paged out). Frames after it wait too, so replies keep their order.
+        """
+        self._suspended = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        future = asyncio.ensure_future(awaitable)
+        future.add_done_callback(lambda fut: self._resume(channel, fut, then))
+
+    def _resume(self, channel: Channel, future, then) -> None:
+        self._suspended = False
+        if self.state >= S_CLOSING:
+            return
+        self._receiving = True
+        try:
+            if channel.state == OPEN:
+                try:
+                    if future.exception() is not None:
+                        raise AMQPError(errors.INTERNAL_ERROR, f"internal error: {future.exception()!r}")
+                    then()
+                except AMQPError as exc:
+                    self._error(channel, exc)
+            if not self._suspended:  # then() may have suspended again
+                held, self._held_frames = self._held_frames, []
+                if held and self.state < S_CLOSING:
+                    self._run_frames(held)
+            if not self._suspended and self._buf and self.state < S_CLOSING:
+                data, self._buf = self._buf, b""
+                self._process(data)
+        finally:
+            self._receiving = False
+        self._flush()
+        if not self._suspended and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _run_frames(self, frames) -> None:
         channels = self.channels
-        for ftype, number, payload in frames:
+        for position, (ftype, number, payload) in enumerate(frames):
+            if self._suspended:
+                self._held_frames = frames[position:]
+                return
             if self.state >= S_CLOSING:
                 self._while_closing(ftype, number, payload)
                 continue

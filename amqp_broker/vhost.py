@@ -149,8 +149,10 @@ class VHost:
         self.queues[name] = queue
         if owner is not None:
             connection.exclusive_queues.add(queue)
-        if durable and self.store is not None and owner is None:
-            self.store.save_queue(self.name, queue)
+        if self.store is not None and _stored(queue):
+            store_id = self.store.save_queue(self.name, queue)
+            if self.store.persists_messages:
+                queue.attach_store(self.store, store_id)
         return queue, 0, 0
 
     def delete_queue(self, name, if_unused, if_empty, connection) -> int:
@@ -170,7 +172,6 @@ class VHost:
         """Delete a queue for any reason: unbind it, cancel its consumers, forget it."""
         if queue.deleted:
             return
-        queue.deleted = True
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
         for source in self._sources.pop(queue, ()):
@@ -179,11 +180,11 @@ class VHost:
         for consumer in list(queue.consumers):
             queue.remove_consumer(consumer)
             consumer.channel.cancelled_by_server(consumer)
-        queue.ready.clear()
+        queue.discard_all()
         if queue.exclusive_owner is not None:
             queue.exclusive_owner.exclusive_queues.discard(queue)
-        if queue.durable and self.store is not None and queue.exclusive_owner is None:
-            self.store.delete_queue(self.name, queue.name)
+        if self.store is not None and _stored(queue):
+            self.store.delete_queue(self.name, queue.name, queue.store_id)
 
     def purge_queue(self, name: str, connection) -> int:
         return self.get_queue(name, connection).purge()
@@ -340,9 +341,15 @@ def _amqp_type_name(value) -> str:
     return TYPE_NAMES.get(guess_typed({"v": value})["v"][0], "longstr")
 
 
+def _stored(queue: Queue) -> bool:
+    """Queues that outlive a restart. Exclusive and auto-delete queues would be gone after a
+    restart anyway (their connections and consumers are), so they are never written."""
+    return queue.durable and queue.exclusive_owner is None and not queue.auto_delete
+
+
 def _durable(dest) -> bool:
     if isinstance(dest, Queue):
-        return dest.durable and dest.exclusive_owner is None
+        return _stored(dest)
     return dest.durable
 
 

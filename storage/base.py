@@ -20,6 +20,7 @@ class ExchangeDef:
     auto_delete: bool = False
     internal: bool = False
     arguments: dict = field(default_factory=dict)
+    typed_arguments: dict = field(default_factory=dict)  # key -> (AMQP type letter, value)
 
 
 @dataclass
@@ -29,6 +30,13 @@ class QueueDef:
     durable: bool = True
     auto_delete: bool = False
     arguments: dict = field(default_factory=dict)
+    typed_arguments: dict = field(default_factory=dict)
+    # what a message store knows about the queue's stored messages (see Store.persists_messages)
+    store_id: int | None = None
+    message_count: int = 0
+    min_seq: int = 0
+    max_seq: int = 0
+    delivered_seq: int = 0  # every stored message with seq <= this was delivered once
 
 
 @dataclass
@@ -48,8 +56,20 @@ class Definitions:
     bindings: list[BindingDef] = field(default_factory=list)
 
 
+class StoreError(Exception):
+    """The store cannot be used (locked, corrupt, from a newer version). str() is one line
+    meant for the operator."""
+
+
 class Store(ABC):
-    """Durable definitions of a broker."""
+    """Durable definitions of a broker, and (when `persists_messages`) persistent messages.
+
+    A store that persists messages also implements the message operations of
+    storage.sqlite.SQLiteStore (add_entry, remove_entry, purge_queue, read_entries, ...);
+    the broker only calls them when `persists_messages` is true.
+    """
+
+    persists_messages = False
 
     async def open(self) -> None:
         """Prepare the store (create files, check versions). Default: nothing to prepare."""
@@ -64,10 +84,11 @@ class Store(ABC):
     def delete_exchange(self, vhost: str, name: str) -> None: ...
 
     @abstractmethod
-    def save_queue(self, vhost: str, queue) -> None: ...
+    def save_queue(self, vhost: str, queue) -> int | None:
+        """Store a queue definition; a message-persisting store returns the queue's id."""
 
     @abstractmethod
-    def delete_queue(self, vhost: str, name: str) -> None: ...
+    def delete_queue(self, vhost: str, name: str, queue_id: int | None = None) -> None: ...
 
     @abstractmethod
     def save_binding(self, vhost: str, source: str, destination: tuple[str, str], routing_key: str, arguments: dict) -> None: ...

@@ -21,7 +21,7 @@ class MemoryStore(Store):
     def save_exchange(self, vhost, exchange) -> None:
         self.exchanges[(vhost, exchange.name)] = ExchangeDef(
             vhost, exchange.name, exchange.type_name, exchange.durable, exchange.auto_delete,
-            exchange.internal, dict(exchange.arguments),
+            exchange.internal, dict(exchange.arguments), dict(getattr(exchange, "typed_arguments", {}) or {}),
         )
 
     def delete_exchange(self, vhost, name) -> None:
@@ -32,10 +32,11 @@ class MemoryStore(Store):
 
     def save_queue(self, vhost, queue) -> None:
         self.queues[(vhost, queue.name)] = QueueDef(
-            vhost, queue.name, queue.durable, queue.auto_delete, dict(queue.arguments)
+            vhost, queue.name, queue.durable, queue.auto_delete, dict(queue.arguments),
+            dict(queue.typed_arguments),
         )
 
-    def delete_queue(self, vhost, name) -> None:
+    def delete_queue(self, vhost, name, queue_id=None) -> None:
         self.queues.pop((vhost, name), None)
         for key in [k for k, b in self.bindings.items() if b.vhost == vhost and
                     b.destination_type == "queue" and b.destination == name]:
