@@ -106,7 +106,9 @@ class Queue:
 
     def recover(self, count: int, min_seq: int, max_seq: int, delivered_seq: int) -> None:
         """Adopt the stored messages found at start: all of them start on disk."""
-        self._next_seq = max(self._next_seq, max_seq)
+        # new messages must number above the watermark, or a later restart would take them
+        # for delivered ones
+        self._next_seq = max(self._next_seq, max_seq, delivered_seq)
         self.delivered_hi = self.recovered_delivered = delivered_seq
         if count:
             self.disk_count = count

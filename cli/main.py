@@ -86,9 +86,13 @@ async def run_broker(host: Optional[str], port: int, data_dir: Path) -> None:
         except (NotImplementedError, RuntimeError):  # e.g. Windows: Ctrl-C raises instead
             pass
 
+    from amqp_broker.storage import StoreError
+
     broker = Broker(host=host, port=port, data_dir=str(data_dir))
     try:
         await broker.start()
+    except StoreError as exc:  # locked, corrupt or newer database: the message says which
+        raise fail(str(exc)) from None
     except OSError as exc:
         where = describe_host(host, port)
         if exc.errno == errno.EADDRINUSE or "address already in use" in str(exc).lower():

@@ -3,7 +3,7 @@
 `memory.MemoryStore` keeps definitions in process memory (transient data, tests, embedding);
 a SQLite store implements the same interface for durable data.
 """
-from .base import Store
+from .base import Store, StoreError
 from .memory import MemoryStore
 
-__all__ = ["Store", "MemoryStore"]
+__all__ = ["Store", "StoreError", "MemoryStore"]

@@ -291,3 +291,129 @@ def test_version():
                           env=clean_env(), stdin=subprocess.DEVNULL)
     assert proc.returncode == 0
     assert version("amqp-broker") in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# start-up errors of the durable store: one line on stderr, no traceback, exit code 1
+
+
+def serve_once(data_dir: Path) -> subprocess.CompletedProcess:
+    """`serve` expected to fail at start-up: returns the finished process."""
+    return subprocess.run(
+        cli_command() + ["serve", "--host", "127.0.0.1", "--port", str(free_port()), "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=STARTUP_TIMEOUT, env=clean_env(), stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, data_dir: Path, *needles: str) -> str:
+    """Exit code 1, exactly one line on stderr, no traceback; returns that line with the data
+    dir replaced by <data> (so that the needles cannot match the temporary path)."""
+    err = proc.stderr
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    line = lines[0].replace(str(data_dir.resolve()), "<data>").replace(str(data_dir), "<data>")
+    for needle in needles:
+        assert needle in line.lower(), (needle, lines[0])
+    return line
+
+
+def start_and_stop(tmp_path: Path, data_dir: Path, servers, name: str = "first") -> None:
+    """Run `serve` once on `data_dir` (creates the database) and stop it gracefully."""
+    port = free_port()
+    server = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)], name=name)
+    servers.append(server)
+    server.wait_ready(port)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=10) == 0, server.stderr
+
+
+def test_database_from_newer_schema_version_is_refused(tmp_path, servers):
+    import sqlite3
+
+    data = tmp_path / "data"
+    start_and_stop(tmp_path, data, servers)
+    db = sqlite3.connect(data / "broker.db")
+    with db:
+        changed = db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'").rowcount
+    db.close()
+    assert changed == 1
+    line = assert_one_line_error(serve_once(data), data, "999")
+    assert "version" in line.lower()
+    db = sqlite3.connect(data / "broker.db")  # left as it was: no downgrade, no rewrite
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("999",)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("garbage", [
+    b"this is not an sqlite database\n" * 200,
+    b"SQLite format 3\x00" + bytes(range(256)) * 16,  # right magic, garbage after it
+], ids=["text", "bad-header"])
+def test_corrupt_database_is_a_one_line_error(tmp_path, garbage):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broker.db").write_bytes(garbage)
+    line = assert_one_line_error(serve_once(data), data)
+    assert "broker.db" in line or "database" in line.lower(), line
+    assert (data / "broker.db").read_bytes() == garbage  # not replaced by a fresh database
+
+
+def test_corrupted_existing_database_is_a_one_line_error(tmp_path, servers):
+    """A database the broker wrote, then overwritten in the middle with garbage."""
+    data = tmp_path / "data"
+    start_and_stop(tmp_path, data, servers)
+    db = data / "broker.db"
+    raw = bytearray(db.read_bytes())
+    assert len(raw) >= 4096
+    raw[100:len(raw)] = os.urandom(len(raw) - 100)  # keep the magic, destroy everything else
+    db.write_bytes(bytes(raw))
+    for leftover in (data / "broker.db-wal", data / "broker.db-shm"):
+        if leftover.exists():
+            leftover.unlink()
+    line = assert_one_line_error(serve_once(data), data)
+    assert "broker.db" in line or "database" in line.lower(), line
+
+
+def test_database_path_is_a_directory_is_a_one_line_error(tmp_path):
+    data = tmp_path / "data"
+    (data / "broker.db").mkdir(parents=True)
+    assert_one_line_error(serve_once(data), data)
+
+
+def test_second_broker_on_the_same_data_dir_is_refused(tmp_path, servers):
+    data = tmp_path / "data"
+    port = free_port()
+    first = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)], name="first")
+    servers.append(first)
+    first.wait_ready(port)
+    for attempt in range(2):  # a refused start must not release the first broker's lock
+        line = assert_one_line_error(serve_once(data), data, "in use")
+        assert "data dir" in line.lower() or "<data>" in line, line
+    # the first one is unharmed
+    assert publish_and_get(params("127.0.0.1", port), b"still here") == b"still here"
+    assert first.proc.poll() is None
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.proc.wait(timeout=10) == 0, first.stderr
+    # once it is gone, the data dir is free again
+    port2 = free_port()
+    again = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port2), "--data-dir", str(data)], name="again")
+    servers.append(again)
+    again.wait_ready(port2)
+
+
+def test_data_dir_is_free_again_after_kill9(tmp_path, servers):
+    data = tmp_path / "data"
+    port = free_port()
+    first = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)], name="first")
+    servers.append(first)
+    first.wait_ready(port)
+    first.proc.kill()
+    first.proc.wait(10)
+    port2 = free_port()
+    second = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port2), "--data-dir", str(data)], name="second")
+    servers.append(second)
+    second.wait_ready(port2)
+    assert publish_and_get(params("127.0.0.1", port2), b"after kill") == b"after kill"
