@@ -10,9 +10,8 @@ import hashlib
 import hmac
 import ipaddress
 import os
-import struct
 
-from pamqp import decode as pdecode
+from . import tables
 
 MECHANISMS = ("PLAIN", "AMQPLAIN")
 
@@ -97,8 +96,8 @@ def parse_response(mechanism: str, response) -> tuple[str, str]:
     if mechanism == "AMQPLAIN":
         # a field table without its 4-byte length prefix
         try:
-            _, table = pdecode.field_table(struct.pack(">I", len(raw)) + raw)
-        except Exception as exc:  # any decoding failure is a refused login, not a crash
+            table = tables.decode_table_body(raw)
+        except tables.TableError as exc:  # a malformed table is a refused login, not a crash
             raise AuthError("malformed AMQPLAIN response") from exc
         if "LOGIN" not in table or "PASSWORD" not in table:
             raise AuthError("AMQPLAIN response lacks LOGIN or PASSWORD")

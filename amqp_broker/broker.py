@@ -18,6 +18,8 @@ from pathlib import Path
 from . import errors
 from .auth import UserStore
 from .connection import Connection
+from .expiry import Expirer
+from .policy_service import Policies
 from .vhost import VHost
 
 log = logging.getLogger("amqp_broker")
@@ -51,6 +53,7 @@ class Broker:
         self.connections: set[Connection] = set()
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
         self.reply_channels: dict = {}
+        self.policies = Policies(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self.started = False
@@ -70,12 +73,22 @@ class Broker:
                 self.store = MemoryStore()
         await self.store.open()
         try:
-            self.vhosts["/"] = VHost("/", self.store)
+            self.expirer = Expirer()
+            self.vhosts["/"] = VHost("/", self.store, self.expirer)
+            for vhost in self.vhosts.values():
+                vhost.policies = self.policies
             self._recover()
             self._recover_users()
+            if hasattr(self.store, "policies"):
+                self.policies.load(self.store.policies())
+            for name in self.vhosts:
+                self.policies.apply(name)
             for vhost in self.vhosts.values():  # first page of every recovered queue
                 for queue in list(vhost.queues.values()):
+                    if queue.store is not None:
+                        queue.recover_expiries(await self.store.expiring(queue.store_id))
                     await queue.wait_paged_in()
+                    queue.touch()
             await self._listen()
         except BaseException:
             await self.store.close()
@@ -141,6 +154,7 @@ class Broker:
             except (asyncio.TimeoutError, Exception):
                 pass
         self._servers.clear()
+        self.expirer.close()
         await self.store.close()
 
     async def __aenter__(self) -> "Broker":

@@ -20,7 +20,7 @@ from .consumer import Consumer
 from .errors import AMQPError, resource
 from .message import Message
 from .properties import REPLY_TO as PROP_REPLY_TO
-from .properties import PropertyError, encode_shortstr, splice
+from .properties import Properties, PropertyError, encode_shortstr, splice
 from .queue_args import parse_expiration
 from .vhost import REPLY_TO
 
@@ -228,9 +228,12 @@ class Channel:
             self._consume_reply_to(obj, tag)
             return
         queue = self.vhost.get_queue(self._queue_name(obj.queue), self.conn)
-        if queue.exclusive_consumer is not None or (obj.exclusive and queue.consumers):
+        if queue.exclusive_consumer is not None or (obj.exclusive and (queue.consumers or queue.single_active)):
             raise errors.access_refused(f"{resource('queue', queue.name, self.vhost.name)} in exclusive use")
         consumer = Consumer(self, queue, tag, obj.no_ack, obj.exclusive, self.prefetch, obj.arguments)
+        priority = (obj.arguments or {}).get("x-priority")
+        if isinstance(priority, int) and not isinstance(priority, bool):
+            consumer.priority = priority
         self.consumers[tag] = consumer
         if not obj.nowait:
             self.send(C.Basic.ConsumeOk, consumer_tag=tag)
@@ -365,6 +368,8 @@ class Channel:
                 touched.add(consumer.queue)
             if requeue:
                 by_queue.setdefault(queue, []).append(entry)
+            elif rejected:
+                queue.reject(entry)  # dead-lettered if the queue has a DLX
             else:
                 queue.forget(entry)
         for queue, entries in by_queue.items():
@@ -398,15 +403,24 @@ class Channel:
         self._publish = (exchange, routing_key, mandatory)
 
     def content_header(self, payload: bytes) -> None:
+        """A content header while a publish waits for one (checked by the connection). The
+        connection made sure it holds class-id, weight and body-size (12 bytes); the property
+        list is checked when the message is complete (RabbitMQ's order)."""
         if self._header is not None:
             raise AMQPError(
                 errors.UNEXPECTED_FRAME, "expected content body, got non content body frame instead"
             )
-        if len(payload) < 14:
-            raise codec.unknown_frame(codec.FRAME_HEADER, payload)
-        class_id, body_size = codec.decode_content_header(payload)
+        class_id, weight, body_size = codec.content_header_fields(payload, 0)
         if class_id != 60:
-            raise AMQPError(errors.FRAME_ERROR, f"content header for class {class_id} on basic.publish")
+            raise AMQPError(
+                errors.UNEXPECTED_FRAME,
+                f"expected content header for class 60, got one for class {class_id} instead",
+            )
+        if weight:
+            raise AMQPError(
+                errors.UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+            )
         if body_size > MAX_MESSAGE_SIZE:
             self._publish = None
             raise errors.precondition(
@@ -423,8 +437,10 @@ class Channel:
         if remaining == 0 and not self._body:
             self._finish(self._header, payload)
             return
-        if remaining < 0:
-            raise AMQPError(errors.FRAME_ERROR, "content body larger than the declared body size")
+        if remaining < 0:  # rabbit_command_assembler: more body than announced
+            raise AMQPError(
+                errors.UNEXPECTED_FRAME, "expected content body, got non content body frame instead"
+            )
         self._body.append(payload)
         self._remaining = remaining
         if remaining == 0:
@@ -439,26 +455,9 @@ class Channel:
         self.publish(Message(exchange, routing_key, header, body), mandatory)
 
     def publish(self, msg: Message, mandatory: bool) -> None:
+        """A complete publish, checked in rabbit_channel's order: exchange (404, 403), the
+        property list (undecodable: 541), fast reply-to, user-id, expiration, delivery-mode."""
         conn = self.conn
-        if msg.header[12] or msg.header[13]:  # any property present: check the ones we act on
-            try:
-                props = msg.props
-            except PropertyError as exc:
-                raise AMQPError(errors.SYNTAX_ERROR, f"malformed content header: {exc}") from None
-            if props.delivery_mode == 2:
-                msg.persistent = True
-            if props.expiration is not None:
-                msg.ttl = parse_expiration(props.expiration)
-            if props.user_id is not None and props.user_id != conn.user.name:
-                raise errors.precondition(
-                    f"user_id property set to '{props.user_id}' but authenticated user was "
-                    f"'{conn.user.name}'"
-                )
-            if props.reply_to == REPLY_TO:
-                if self.reply_key is None:
-                    raise errors.precondition("fast reply consumer does not exist")
-                new = encode_shortstr(REPLY_TO_PREFIX + self.reply_key)
-                msg.replace_header(splice(msg.header, props, PROP_REPLY_TO, new))
         vhost = self.vhost
         exchange = vhost.exchanges.get(msg.exchange)
         if exchange is None:
@@ -467,6 +466,30 @@ class Channel:
             raise errors.access_refused(
                 f"cannot publish to internal {resource('exchange', msg.exchange, vhost.name)}"
             )
+        header = msg.header
+        if len(header) != 14 or header[12] or header[13]:  # properties, or a malformed list
+            try:
+                props = msg._props = Properties.checked(header)
+            except PropertyError as exc:
+                raise errors.InternalError(f"undecodable property list: {exc}") from None
+            if props.reply_to == REPLY_TO:
+                if self.reply_key is None:
+                    raise errors.precondition("fast reply consumer does not exist")
+                new = encode_shortstr(REPLY_TO_PREFIX + self.reply_key)
+                msg.replace_header(splice(header, props, PROP_REPLY_TO, new))
+            if props.user_id is not None and props.user_id != conn.user.name:
+                raise errors.precondition(
+                    f"user_id property set to '{props.user_id}' but authenticated user was "
+                    f"'{conn.user.name}'"
+                )
+            if props.expiration is not None:
+                msg.ttl = parse_expiration(props.expiration)
+            mode = props.delivery_mode
+            if mode is not None:
+                if mode == 2:
+                    msg.persistent = True
+                elif mode != 1:
+                    raise errors.precondition(f"invalid message: {{delivery_mode_unknown,{mode}}}")
         if self.tx is not None:
             self.tx.append(("publish", msg, exchange, mandatory))
             return
@@ -654,15 +677,15 @@ def _ignore(obj, payload) -> None:
 
 
 def _prepare_for_queues(msg: Message) -> Message:
-    """BCC is routing information only: strip it before any queue sees the message."""
+    """BCC is routing information only: strip it before any queue sees the message (its
+    entry is cut out of the raw headers table; every other byte stays as published)."""
     if msg.header.find(b"\x03BCC") == -1:
         return msg
-    headers = msg.headers()
-    if not headers or "BCC" not in headers:
-        return msg
-    from .properties import HEADERS, encode_table
+    from .properties import strip_header
 
-    del headers["BCC"]
+    header = strip_header(msg.header, msg.props, b"BCC")
+    if header is None:
+        return msg
     clone = msg.copy()
-    clone.replace_header(splice(msg.header, msg.props, HEADERS, encode_table(headers)))
+    clone.replace_header(header)
     return clone

@@ -14,10 +14,10 @@ import struct
 from decimal import Decimal
 
 from pamqp import commands
-from pamqp import decode as pdecode
 from pamqp import encode as pencode
 
-from . import errors
+from . import errors, tables
+from .errors import AMQPError
 from .exchanges.erlang_format import erl_binary
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -38,13 +38,16 @@ _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_HEADER_START = struct.Struct(">HHQH")  # class-id, weight, body-size, first property-flags word
+_HEADER_START = struct.Struct(">HHQ")  # class-id, weight, body-size
 
 HEARTBEAT_FRAME = _FRAME_HDR.pack(FRAME_HEARTBEAT, 0, 0) + FRAME_END_BYTE
 
 # class/method ids of the hot methods, as one 32-bit number (pamqp's `index`)
 BASIC_PUBLISH = 0x003C0028
 BASIC_ACK = 0x003C0050
+QUEUE_DECLARE = 0x0032000A
+EXCHANGE_DECLARE = 0x0028000A
+_DECLARES = (QUEUE_DECLARE, EXCHANGE_DECLARE)
 
 
 class FrameError(Exception):
@@ -114,32 +117,153 @@ def _shortstr(data: bytes, offset: int):
     return data[offset + 1 : end].decode("utf-8", "surrogateescape"), end
 
 
+def erl_octets(data: bytes) -> str:
+    """A binary as Erlang's ~w prints it: always numbers (<<97,98>>, never <<"ab">>). Only the
+    first 256 bytes: anything longer is cut by the 255-byte reply-text limit anyway."""
+    return "<<" + ",".join(map(str, data[:256])) + (",...>>" if len(data) > 256 else ">>")
+
+
+def cannot_decode(index: int, fields: bytes) -> AMQPError:
+    """rabbit_misc:frame_error/2: a method whose fields do not parse (truncated, trailing
+    bytes, a table that overruns): 501 naming the method."""
+    return AMQPError(errors.FRAME_ERROR, f"cannot decode {erl_octets(fields)}", index >> 16, index & 0xFFFF)
+
+
+class MalformedUtf8(Exception):
+    """A method's short string is not UTF-8 (RabbitMQ checks every one but basic.publish's)."""
+
+
+MALFORMED_UTF8 = "Malformed UTF-8 in shortstr"
+
+
 def decode_publish(payload: bytes):
-    """basic.publish -> (exchange, routing_key, mandatory, immediate)."""
-    exchange, off = _shortstr(payload, 6)  # 4 bytes class/method + 2 bytes reserved ticket
-    routing_key, off = _shortstr(payload, off)
-    bits = payload[off]
-    return exchange, routing_key, bool(bits & 1), bool(bits & 2)
+    """basic.publish -> (exchange, routing_key, mandatory, immediate).
+
+    The names are not checked for UTF-8 (RabbitMQ does not either: a non-UTF-8 exchange name
+    gets its 404); any other deviation (short, trailing bytes) is `cannot decode`.
+    """
+    n = len(payload)
+    if n >= 9:  # 4 id + 2 ticket + 1 + 1 + 1: the shortest possible
+        off = 7 + payload[6]
+        if off < n:
+            end = off + 1 + payload[off]
+            if end + 1 == n:
+                bits = payload[end]
+                return (
+                    payload[7:off].decode("utf-8", "surrogateescape"),
+                    payload[off + 1 : end].decode("utf-8", "surrogateescape"),
+                    bool(bits & 1),
+                    bool(bits & 2),
+                )
+    raise cannot_decode(BASIC_PUBLISH, payload[4:])
 
 
 def decode_ack(payload: bytes):
     """basic.ack -> (delivery_tag, multiple)."""
+    if len(payload) != 13:
+        raise cannot_decode(BASIC_ACK, payload[4:])
     return _U64.unpack_from(payload, 4)[0], bool(payload[12] & 1)
 
 
+_PLANS: dict = {}
+_FIXED_FIELDS = {"octet": (1, _U8), "short": (2, _U16), "long": (4, _U32), "longlong": (8, _U64),
+                 "timestamp": (8, _U64)}
+_typed_cache: tuple = (None, None)  # (payload, typed arguments) of the last declare decoded
+
+
+def _plan(cls) -> list:
+    """The fields of a method in wire order: (kind, name), bits grouped 8 to an octet."""
+    plan = []
+    group = None
+    for name in cls.__slots__:
+        kind = cls.amqp_type(name)
+        if kind == "bit":
+            if group is None or len(group) == 8:
+                group = []
+                plan.append(("bits", group))
+            group.append(name)
+            continue
+        group = None
+        plan.append((kind, name))
+    _PLANS[cls] = plan
+    return plan
+
+
 def decode_method(payload: bytes):
-    """Any method via pamqp. Raises KeyError for an unknown class/method."""
+    """Any method, as a pamqp method object (built without pamqp's decoder or validate()).
+
+    Raises KeyError for an unknown class/method, AMQPError `cannot decode` (501, naming the
+    method) when the fields do not parse exactly, MalformedUtf8 when they do but a short string
+    is not UTF-8 (such strings are kept with surrogate escapes otherwise). Tables are decoded
+    with amqp_broker.tables (linear, any depth).
+    """
+    global _typed_cache
     index = _U32.unpack_from(payload, 0)[0]
     cls = commands.INDEX_MAPPING[index]
+    plan = _PLANS.get(cls) or _plan(cls)
     obj = cls.__new__(cls)
-    obj.unmarshal(payload[4:])
+    pos = 4
+    n = len(payload)
+    bad_utf8 = False
+    typed_args = None
+    try:
+        for kind, name in plan:
+            if kind == "shortstr":
+                end = pos + 1 + payload[pos]
+                if end > n:
+                    raise IndexError
+                raw = payload[pos + 1 : end]
+                try:
+                    value = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad_utf8 = True
+                    value = raw.decode("utf-8", "surrogateescape")
+                pos = end
+            elif kind == "bits":
+                bits = payload[pos]
+                pos += 1
+                for bit, bit_name in enumerate(name):
+                    setattr(obj, bit_name, bool(bits & (1 << bit)))
+                continue
+            elif kind == "table":
+                if index in _DECLARES:
+                    typed_args, pos = tables.decode_table(payload, pos, typed=True)
+                    value = plain_table(typed_args)
+                else:
+                    value, pos = tables.decode_table(payload, pos)
+            elif kind == "longstr":
+                end = pos + 4 + _U32.unpack_from(payload, pos)[0]
+                if end > n:
+                    raise IndexError
+                raw = payload[pos + 4 : end]
+                try:
+                    value = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    value = raw
+                pos = end
+            else:
+                size, unpacker = _FIXED_FIELDS[kind]
+                value = unpacker.unpack_from(payload, pos)[0]
+                pos += size
+            setattr(obj, name, value)
+        if pos != n:
+            raise IndexError
+    except (IndexError, struct.error, tables.TableError):
+        raise cannot_decode(index, payload[4:]) from None
+    if bad_utf8:
+        raise MalformedUtf8(MALFORMED_UTF8)
+    if typed_args is not None:
+        _typed_cache = (payload, typed_args)
     return obj
 
 
 def decode_content_header(payload: bytes):
     """-> (class_id, body_size). The whole payload is kept raw and forwarded as is."""
-    class_id, _weight, body_size, _flags = _HEADER_START.unpack_from(payload, 0)
+    class_id, _weight, body_size = _HEADER_START.unpack_from(payload, 0)
     return class_id, body_size
+
+
+content_header_fields = _HEADER_START.unpack_from  # (payload, 0) -> (class_id, weight, body_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,37 +280,23 @@ TYPE_NAMES = {
 
 
 def typed_table(data: bytes, offset: int):
-    """Decode a field table at `offset` -> ({key: (type_letter, value)}, new_offset)."""
-    length = _U32.unpack_from(data, offset)[0]
-    pos = offset + 4
-    end = pos + length
-    out = {}
-    while pos < end:
-        key, pos = _shortstr(data, pos)
-        letter = data[pos : pos + 1]
-        decoder = pdecode.TABLE_MAPPING.get(letter)
-        if decoder is None:
-            raise ValueError(f"unknown field type {letter!r}")
-        consumed, value = decoder(data[pos + 1 : end])
-        pos += 1 + consumed
-        out[key] = (letter.decode("latin-1"), value)
-    return out, end
-
-
-def _find_table_offset(payload: bytes, shortstrs: int, skip_before: int, bit_octets: int) -> int:
-    off = skip_before
-    for _ in range(shortstrs):
-        off = off + 1 + payload[off]
-    return off + bit_octets
+    """Decode a field table at `offset` -> ({key: (type_letter, value)}, new_offset).
+    Raises tables.TableError (a ValueError) when it does not parse."""
+    return tables.decode_table(data, offset, typed=True)
 
 
 def declare_arguments(payload: bytes) -> dict:
-    """Typed `arguments` of queue.declare / exchange.declare, straight from the raw payload."""
+    """Typed `arguments` of queue.declare / exchange.declare, straight from the raw payload
+    (the frame's payload just decoded by decode_method is not decoded twice)."""
+    cached_payload, typed = _typed_cache
+    if cached_payload is payload:
+        return typed
     index = _U32.unpack_from(payload, 0)[0]
-    if index == 0x0032000A:  # queue.declare: ticket, queue, bits, arguments
-        off = _find_table_offset(payload, 1, 6, 1)
-    elif index == 0x0028000A:  # exchange.declare: ticket, exchange, type, bits, arguments
-        off = _find_table_offset(payload, 2, 6, 1)
+    if index == QUEUE_DECLARE:  # ticket, queue, bits, arguments
+        off = 7 + payload[6] + 1
+    elif index == EXCHANGE_DECLARE:  # ticket, exchange, type, bits, arguments
+        off = 7 + payload[6]
+        off = off + 1 + payload[off] + 1
     else:
         raise ValueError("not a declare method")
     return typed_table(payload, off)[0]
@@ -203,7 +313,7 @@ def describe_typed(value) -> str:
 def _render(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, bytes):
+    if isinstance(v, (bytes, bytearray)):
         return v.decode("utf-8", "replace")
     if isinstance(v, (int, float, Decimal, str)):
         return str(v)
@@ -357,6 +467,8 @@ def guess_typed(table: dict) -> dict:
     for key, value in (table or {}).items():
         if isinstance(value, bool):
             letter = "t"
+        elif isinstance(value, tables.RawTimestamp):
+            letter = "T"
         elif isinstance(value, int):
             letter = "I" if -(2**31) <= value < 2**31 else "l"
         elif isinstance(value, float):
@@ -382,7 +494,8 @@ _TYPED_ENCODERS = {
     "s": pencode.short_int, "u": pencode.short_uint, "I": pencode.long_int, "i": pencode.long_uint,
     "l": pencode.long_long_int, "L": lambda v: struct.pack(">Q", v), "f": pencode.floating_point,
     "d": pencode.double, "D": pencode.decimal, "S": lambda v: _U32.pack(len(_raw(v))) + _raw(v),
-    "A": pencode.field_array, "T": pencode.timestamp, "F": pencode.field_table,
+    "A": pencode.field_array, "T": lambda v: _U64.pack(v) if isinstance(v, int) else pencode.timestamp(v),
+    "F": pencode.field_table,
     "V": lambda v: b"", "x": pencode.byte_array,
 }
 

@@ -22,7 +22,6 @@ from . import __version__, codec, errors
 from .auth import MECHANISMS, AuthError
 from .channel import CLOSED, CLOSING, OPEN, Channel
 from .codec import BASIC_ACK, BASIC_PUBLISH, FrameError
-from .exchanges.erlang_format import erl_binary
 from .errors import AMQPError
 
 log = logging.getLogger("amqp_broker.connection")
@@ -122,6 +121,29 @@ class Connection(asyncio.Protocol):
                 channel.resume()
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._data_received(data)
+        except Exception as exc:  # never let an exception escape into asyncio's transport
+            self._internal_failure(exc)
+
+    def _internal_failure(self, exc: Exception) -> None:
+        """Last resort for a bug anywhere in the frame handling: log it, close the connection
+        with 541 (what RabbitMQ sends when a process of its own crashes), and drop the socket
+        if even that fails. Other connections are untouched."""
+        log.error("internal error on %s", self.name, exc_info=exc)
+        self._receiving = False
+        try:
+            if self.state < S_CLOSING:
+                self._hard_error(errors.InternalError(repr(exc)))
+            else:
+                self._abort()
+        except Exception:
+            log.exception("cannot close %s cleanly, dropping it", self.name)
+            if self.transport is not None:
+                self.transport.abort()
+            self.state = max(self.state, S_CLOSING)
+
+    def _data_received(self, data: bytes) -> None:
         if self.state == S_CLOSED:
             return
         self._recv_seen = True
@@ -215,73 +237,84 @@ class Connection(asyncio.Protocol):
             if self.state >= S_CLOSING:
                 self._while_closing(ftype, number, payload)
                 continue
-            if number == 0:
-                self._channel_zero(ftype, payload)
-                continue
-            channel = channels.get(number)
-            if channel is None:
-                self._unopened(ftype, number, payload)
-                continue
-            if channel.state != OPEN:
-                self._closing_channel(channel, ftype, payload)
-                continue
+            channel = channels.get(number) if number else None
             index = 0
             try:
+                if channel is None or channel.state != OPEN:
+                    # rare: channel zero, unopened or closing channels
+                    self._other_frame(ftype, number, channel, payload)
+                    continue
                 if ftype == 1:
                     if len(payload) < 4:
                         raise codec.unknown_frame(ftype, payload)
-                    index = codec.method_index(payload)
                     if channel._publish is not None:
-                        raise AMQPError(
-                            errors.UNEXPECTED_FRAME,
-                            "expected content header for class 60, got non content header frame instead",
-                        )
+                        # content is expected: the method is not even decoded (as RabbitMQ's
+                        # command assembler); the error names the publish
+                        raise AMQPError(errors.UNEXPECTED_FRAME, _content_expected(channel), 60, 40)
+                    index = codec.method_index(payload)
                     if index == BASIC_PUBLISH:
                         channel.start_publish(*codec.decode_publish(payload))
                     elif index == BASIC_ACK:
                         channel.ack(*codec.decode_ack(payload))
                     else:
-                        try:
-                            obj = codec.decode_method(payload)
-                        except KeyError:
-                            raise AMQPError(
-                                errors.COMMAND_INVALID, f"unknown method {index >> 16}/{index & 0xFFFF}"
-                            ) from None
-                        except Exception:
-                            raise AMQPError(errors.SYNTAX_ERROR, "malformed method frame") from None
-                        channel.handle_method(obj, payload)
+                        channel.handle_method(_decode_method(index, payload), payload)
                 elif ftype == 3:
                     if channel._header is None:
-                        raise AMQPError(
-                            errors.UNEXPECTED_FRAME,
-                            "expected method frame, got non method frame instead",
-                        )
+                        if channel._publish is not None:
+                            raise AMQPError(errors.UNEXPECTED_FRAME, _content_expected(channel), 60, 40)
+                        raise AMQPError(errors.UNEXPECTED_FRAME, _METHOD_EXPECTED)
                     index = BASIC_PUBLISH
                     channel.content_body(payload)
                 elif ftype == 2:
+                    if len(payload) < 12:
+                        raise codec.unknown_frame(ftype, payload)
                     if channel._publish is None:
-                        raise AMQPError(
-                            errors.UNEXPECTED_FRAME,
-                            "expected method frame, got non method frame instead",
-                        )
+                        raise AMQPError(errors.UNEXPECTED_FRAME, _METHOD_EXPECTED)
                     index = BASIC_PUBLISH
                     channel.content_header(payload)
-                elif ftype == 8:
-                    raise AMQPError(errors.UNEXPECTED_FRAME, f"type 8, all octets = {erl_binary(payload)}")
                 else:
-                    raise codec.unknown_frame(ftype, payload)
+                    _not_on_a_channel(ftype, payload)
             except FrameError as exc:
                 self._hard_error(AMQPError(exc.code, exc.explanation))
                 return
             except AMQPError as exc:
-                if not exc.class_id and index:
+                if not exc.class_id and index and not exc.ids_fixed:
                     exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
-                self._error(channel, exc)
+                if channel is None or channel.state != OPEN:
+                    self._hard_error(exc)
+                else:
+                    self._error(channel, exc)
                 if self.state >= S_CLOSING:
                     return
-            except Exception as exc:  # a bug must cost one channel, not the broker
+            except Exception as exc:  # a bug must cost one connection, not the broker
                 log.exception("internal error on channel %s of %s", number, self.name)
-                self._error(channel, AMQPError(errors.INTERNAL_ERROR, f"internal error: {exc!r}"))
+                self._hard_error(AMQPError(errors.INTERNAL_ERROR, f"internal error: {exc!r}"))
+                return
+
+    def _other_frame(self, ftype: int, number: int, channel, payload: bytes) -> None:
+        """Frames for channel zero, a channel not open, or one we are closing. As in
+        rabbit_reader, a frame that cannot be a frame at all (a method shorter than its
+        class/method ids, a heartbeat with a payload, a content header shorter than 12 bytes,
+        an unknown type) is `unknown_frame` whatever the state; raises AMQPError/FrameError."""
+        if ftype == 1:
+            if len(payload) < 4:
+                raise codec.unknown_frame(ftype, payload)
+        elif ftype == 8:
+            if payload:
+                raise codec.unknown_frame(ftype, payload)
+        elif ftype == 2:
+            if len(payload) < 12:
+                raise codec.unknown_frame(ftype, payload)
+        elif ftype != 3:
+            raise codec.unknown_frame(ftype, payload)
+        if number == 0:
+            self._channel_zero(ftype, payload)
+        elif self.state < S_OPENED:  # nothing but channel zero before connection.open-ok
+            raise AMQPError(errors.UNEXPECTED_FRAME, f"type {ftype}, {codec.payload_snippet(payload)}")
+        elif channel is None:
+            self._unopened(ftype, number, payload)
+        else:
+            self._closing_channel(channel, ftype, payload)
 
     def _error(self, channel: Channel, exc: AMQPError) -> None:
         if exc.hard:
@@ -298,33 +331,39 @@ class Connection(asyncio.Protocol):
         )
 
     def _closing_channel(self, channel: Channel, ftype: int, payload: bytes) -> None:
-        """After we sent channel.close, only close-ok (or the peer's own close) matters."""
+        """After we sent channel.close, only close-ok (or the peer's own close) matters. Methods
+        are still decoded (RabbitMQ's reader does: an undecodable one is a connection error);
+        content frames of a publish cut short by the error are dropped."""
+        if ftype == 8:
+            _not_on_a_channel(ftype, payload)
         if ftype != 1:
             return
         index = codec.method_index(payload)
+        _decode_method(index, payload, unknown_ok=True)
         if index == 0x00140029:  # channel.close-ok
             self.channels.pop(channel.number, None)
         elif index == 0x00140028:  # channel.close crossing ours
             self.send(codec.encode(channel.number, C.Channel.CloseOk))
 
     def _unopened(self, ftype: int, number: int, payload: bytes) -> None:
-        index = codec.method_index(payload) if ftype == 1 and len(payload) >= 4 else 0
+        if ftype == 8:
+            _not_on_a_channel(ftype, payload)
+        if ftype != 1:
+            raise AMQPError(errors.UNEXPECTED_FRAME, _METHOD_EXPECTED)
+        index = codec.method_index(payload)
+        _decode_method(index, payload, unknown_ok=True)  # decoded first, as RabbitMQ does
         if index == 0x0014000A:  # channel.open
             # channel_max limits how many channels are open, not their numbers (as RabbitMQ)
             if len(self.channels) >= self.channel_max:
-                self._hard_error(
-                    AMQPError(
-                        errors.NOT_ALLOWED,
-                        f"number of channels opened ({len(self.channels)}) has reached the "
-                        f"negotiated channel_max ({self.channel_max})",
-                    )
+                raise AMQPError(
+                    errors.NOT_ALLOWED,
+                    f"number of channels opened ({len(self.channels)}) has reached the "
+                    f"negotiated channel_max ({self.channel_max})",
                 )
-                return
             self.channels[number] = Channel(self, number)
             self.send(codec.encode(number, C.Channel.OpenOk))
             return
-        cid, mid = (index >> 16, index & 0xFFFF) if index else (0, 0)
-        self._hard_error(AMQPError(errors.CHANNEL_ERROR, "expected 'channel.open'", cid, mid))
+        raise AMQPError(errors.CHANNEL_ERROR, "expected 'channel.open'", index >> 16, index & 0xFFFF)
 
     def channel_closed(self, channel: Channel) -> None:
         self.channels.pop(channel.number, None)
@@ -335,21 +374,25 @@ class Connection(asyncio.Protocol):
     def _channel_zero(self, ftype: int, payload: bytes) -> None:
         if ftype == 8:
             return
-        if ftype != 1:
-            self._hard_error(AMQPError(errors.UNEXPECTED_FRAME, "expected method frame, got non method frame instead"))
-            return
+        if ftype != 1:  # content on channel zero
+            raise AMQPError(errors.UNEXPECTED_FRAME, f"type {ftype}, {codec.payload_snippet(payload)}")
+        index = codec.method_index(payload)
         try:
             obj = codec.decode_method(payload)
-        except Exception:
-            self._hard_error(AMQPError(errors.SYNTAX_ERROR, "malformed method frame on channel 0"))
-            return
-        index = obj.index
+        except KeyError:
+            raise AMQPError(errors.COMMAND_INVALID, f"unknown method {index >> 16}/{index & 0xFFFF}") from None
+        except codec.MalformedUtf8:
+            # on channel zero RabbitMQ names the method
+            raise AMQPError(errors.FRAME_ERROR, codec.MALFORMED_UTF8, index >> 16, index & 0xFFFF) from None
+        except AMQPError as exc:
+            # fields that do not parse crash RabbitMQ's reader here: 541, bare, as it answers
+            raise errors.InternalError(exc.explanation) from None
         try:
             self._connection_method(obj)
         except AMQPError as exc:
-            if not exc.class_id:
+            if not exc.class_id and not exc.ids_fixed:
                 exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
-            self._hard_error(exc)
+            raise
 
     def _connection_method(self, obj) -> None:
         state = self.state
@@ -441,7 +484,9 @@ class Connection(asyncio.Protocol):
     # -- closing -----------------------------------------------------------------------------------
 
     def _while_closing(self, ftype: int, number: int, payload: bytes) -> None:
-        if ftype != 1 or number != 0:
+        """After connection.close (sent or received) only close-ok / a crossing close count;
+        everything else, malformed or not, is ignored (rabbit_reader in state closing)."""
+        if ftype != 1 or number != 0 or len(payload) < 4:
             return
         index = codec.method_index(payload)
         if index == 0x000A0033:  # connection.close-ok
@@ -546,6 +591,35 @@ class Connection(asyncio.Protocol):
             self._sent_seen = True
         else:
             self._out = []
+
+
+_METHOD_EXPECTED = "expected method frame, got non method frame instead"
+
+
+def _content_expected(channel: Channel) -> str:
+    if channel._header is not None:
+        return "expected content body, got non content body frame instead"
+    return "expected content header for class 60, got non content header frame instead"
+
+
+def _not_on_a_channel(ftype: int, payload: bytes):
+    """A heartbeat (or an unknown frame type) on a channel other than zero."""
+    if ftype == 8 and not payload:
+        raise AMQPError(errors.UNEXPECTED_FRAME, f"type 8, {codec.payload_snippet(payload)}")
+    raise codec.unknown_frame(ftype, payload)
+
+
+def _decode_method(index: int, payload: bytes, unknown_ok: bool = False):
+    """A channel method (pamqp object). Fields that do not parse: 501 `cannot decode`
+    naming the method; a short string not UTF-8: 501 with class/method 0, as RabbitMQ."""
+    try:
+        return codec.decode_method(payload)
+    except KeyError:
+        if unknown_ok:
+            return None
+        raise AMQPError(errors.COMMAND_INVALID, f"unknown method {index >> 16}/{index & 0xFFFF}") from None
+    except codec.MalformedUtf8:
+        raise FrameError(errors.FRAME_ERROR, codec.MALFORMED_UTF8) from None
 
 
 _STATE_NAMES = {S_START_OK: "starting", S_TUNE_OK: "tuning", S_OPEN: "opening", S_OPENED: "running"}

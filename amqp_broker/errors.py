@@ -7,6 +7,8 @@ has to know which kind of close it causes.
 """
 from __future__ import annotations
 
+import codecs
+
 REPLY_NAMES = {
     200: "OK",
     311: "CONTENT_TOO_LARGE",
@@ -50,17 +52,26 @@ INTERNAL_ERROR = 541
 
 
 def reply_text(code: int, explanation: str) -> str:
-    """`NAME - explanation`, cut as RabbitMQ cuts it (252 bytes, then '...')."""
+    """`NAME - explanation`, cut as RabbitMQ cuts it (252 bytes, then '...').
+
+    Names quoted in the explanation may hold bytes that are not UTF-8 (surrogate escapes, as
+    the decoders keep them); they go out byte for byte, as RabbitMQ sends them.
+    """
     text = f"{REPLY_NAMES[code]} - {explanation}"
-    raw = text.encode("utf-8")
+    raw = text.encode("utf-8", "surrogateescape")
     if len(raw) > 255:
-        text = raw[:252].decode("utf-8", "ignore") + "..."
+        # a character cut in two is dropped (an incremental decoder holds it back); stray
+        # non-UTF-8 bytes before it stay
+        text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(raw[:252]) + "..."
     return text
 
 
 class AMQPError(Exception):
     """An error to report to the peer. `class_id`/`method_id` name the failing method; the
     dispatcher fills them in when the raising code did not know them."""
+
+    # True when class_id/method_id are final even if 0 (the dispatcher must not fill them in)
+    ids_fixed = False
 
     def __init__(self, code: int, explanation: str, class_id: int = 0, method_id: int = 0):
         super().__init__(explanation)
@@ -79,6 +90,21 @@ class AMQPError(Exception):
 
     def __repr__(self) -> str:
         return f"AMQPError({self.code}, {self.text!r}, {self.class_id}, {self.method_id})"
+
+
+class InternalError(AMQPError):
+    """What a client sees when a RabbitMQ channel process crashes, e.g. on a property list it
+    cannot decode: connection.close 541 with the bare text "INTERNAL_ERROR" and class/method 0.
+    `detail` is for our log only."""
+
+    ids_fixed = True
+
+    def __init__(self, detail: str = ""):
+        super().__init__(INTERNAL_ERROR, detail)
+
+    @property
+    def text(self) -> str:
+        return REPLY_NAMES[INTERNAL_ERROR]
 
 
 class ConnectionError(AMQPError):  # noqa: A001 - deliberately AMQP's notion, not the builtin

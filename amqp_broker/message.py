@@ -25,6 +25,7 @@ class Message:
         "persistent",
         "store_id",
         "ttl",
+        "extra_keys",
     )
 
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes):
@@ -39,6 +40,7 @@ class Message:
         self.persistent = False
         self.store_id = None  # set by a durable store when the message is written
         self.ttl = None  # per-message TTL in ms (the `expiration` property), if any
+        self.extra_keys = None  # CC and BCC routing keys it was routed with (dead-lettering)
 
     @property
     def props(self) -> Properties:
@@ -87,4 +89,5 @@ class Message:
         clone = Message(self.exchange, self.routing_key, self.header, self.body)
         clone.persistent = self.persistent
         clone.ttl = self.ttl
+        clone.extra_keys = self.extra_keys
         return clone

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import struct
 
-from pamqp import decode as pdecode
 from pamqp import encode as pencode
+
+from . import tables
 
 # Property order and wire types, highest flag bit first (AMQP 0-9-1 basic class).
 CONTENT_TYPE, CONTENT_ENCODING, HEADERS, DELIVERY_MODE, PRIORITY, CORRELATION_ID, REPLY_TO, \
@@ -22,6 +23,13 @@ _KINDS = ("s", "s", "t", "o", "o", "s", "s", "s", "s", "q", "s", "s", "s", "s")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _HEAD = 12  # class-id(2) weight(2) body-size(8)
+_LAYOUTS: dict[int, tuple] = {}  # flag word -> ((index, kind), ...) of the properties present
+
+
+def _layout(flags: int) -> tuple:
+    layout = tuple((i, _KINDS[i]) for i in range(14) if flags & (0x8000 >> i))
+    _LAYOUTS[flags] = layout
+    return layout
 
 
 class PropertyError(ValueError):
@@ -34,6 +42,8 @@ class Properties:
     __slots__ = ("flags", "spans", "delivery_mode", "priority", "reply_to", "expiration", "user_id")
 
     def __init__(self, header: bytes):
+        """Lenient reading: further flag words (bit 0 set) are followed, bytes after the last
+        property are ignored. Publishes go through `checked` instead."""
         if len(header) < _HEAD + 2:
             raise PropertyError("content header too short")
         flags = 0
@@ -77,24 +87,85 @@ class Properties:
                     raise PropertyError("property list overruns the content header")
                 spans[index] = (pos, end)
                 pos = end
-            if spans[DELIVERY_MODE]:
-                self.delivery_mode = header[spans[DELIVERY_MODE][0]]
-            if spans[PRIORITY]:
-                self.priority = header[spans[PRIORITY][0]]
-            if spans[REPLY_TO]:
-                self.reply_to = _str(header, spans[REPLY_TO])
-            if spans[EXPIRATION]:
-                self.expiration = _str(header, spans[EXPIRATION])
-            if spans[USER_ID]:
-                self.user_id = _str(header, spans[USER_ID])
+            self._values(header, spans)
         self.spans = spans
+
+    def _values(self, header: bytes, spans: list) -> None:
+        if spans[DELIVERY_MODE]:
+            self.delivery_mode = header[spans[DELIVERY_MODE][0]]
+        if spans[PRIORITY]:
+            self.priority = header[spans[PRIORITY][0]]
+        if spans[REPLY_TO]:
+            self.reply_to = _str(header, spans[REPLY_TO])
+        if spans[EXPIRATION]:
+            self.expiration = _str(header, spans[EXPIRATION])
+        if spans[USER_ID]:
+            self.user_id = _str(header, spans[USER_ID])
+
+    @classmethod
+    def checked(cls, header: bytes) -> "Properties":
+        """The property list of a publish, checked as RabbitMQ decodes it (any PropertyError
+        here is RabbitMQ's 541 INTERNAL_ERROR): one 16-bit flag word whose low two bits are
+        ignored (RabbitMQ reads no further words), every property inside the header, nothing
+        after the last one, and a headers table that its parser would accept.
+
+        Cheap: offset arithmetic over the properties present only; the headers table is walked
+        (not decoded) when there is one.
+        """
+        n = len(header)
+        if n < _HEAD + 2:
+            raise PropertyError("content header too short")
+        self = cls.__new__(cls)
+        flags = ((header[12] << 8) | header[13]) & 0xFFFC
+        self.flags = flags
+        self.delivery_mode = None
+        self.priority = None
+        self.reply_to = None
+        self.expiration = None
+        self.user_id = None
+        spans = [None] * 14
+        pos = _HEAD + 2
+        if flags:
+            layout = _LAYOUTS.get(flags)
+            if layout is None:
+                layout = _layout(flags)
+            for index, kind in layout:
+                if pos >= n:
+                    raise PropertyError("property list overruns the content header")
+                if kind == "s":
+                    end = pos + 1 + header[pos]
+                elif kind == "o":
+                    end = pos + 1
+                elif kind == "q":
+                    end = pos + 8
+                else:
+                    end = pos + 4
+                    if end > n:
+                        raise PropertyError("property list overruns the content header")
+                    start = end
+                    end += _U32.unpack_from(header, pos)[0]
+                    if end > n:
+                        raise PropertyError("property list overruns the content header")
+                    try:
+                        tables.check_table(header, start, end)
+                    except tables.TableError as exc:
+                        raise PropertyError(f"malformed headers table: {exc}") from None
+                if end > n:
+                    raise PropertyError("property list overruns the content header")
+                spans[index] = (pos, end)
+                pos = end
+            self._values(header, spans)
+        if pos != n:
+            raise PropertyError("bytes after the last property")
+        self.spans = spans
+        return self
 
     def headers(self, header: bytes):
         """The decoded headers table, or None when absent."""
         span = self.spans[HEADERS]
         if span is None:
             return None
-        return pdecode.field_table(header[span[0] : span[1]])[1]
+        return tables.decode_table(header, span[0])[0]
 
 
 def _str(header: bytes, span) -> str:
@@ -127,6 +198,19 @@ def splice(header: bytes, props: Properties, index: int, encoded: bytes | None) 
         if span is not None:
             parts.append(header[span[0] : span[1]])
     return b"".join(parts)
+
+
+def strip_header(header: bytes, props: Properties, name: bytes) -> bytes | None:
+    """`header` with the entries named `name` (e.g. b"BCC") removed from its headers table,
+    every other byte kept; None when the table has no such entry. `props` must come from
+    Properties.checked (the table is well-formed)."""
+    span = props.spans[HEADERS]
+    if span is None:
+        return None
+    table = tables.remove_key(header[span[0] : span[1]], name)
+    if table is None:
+        return None
+    return splice(header, props, HEADERS, table)
 
 
 def encode_shortstr(value: str) -> bytes:

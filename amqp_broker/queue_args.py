@@ -122,6 +122,13 @@ CHECKS = (
 
 
 def validate_queue_arguments(name: str, vhost: str, typed: dict) -> None:
+    # rabbit_channel resolves the dead-letter exchange (rabbit_misc:r_arg) before the
+    # queue's own argument checks run, with a text of its own for a wrong type
+    dlx = typed.get("x-dead-letter-exchange")
+    if dlx is not None and dlx[0] != "S":
+        raise errors.precondition(
+            f"invalid type '{_type(dlx[0])}' for arg 'x-dead-letter-exchange' in {resource('queue', name, vhost)}"
+        )
     for key, check in CHECKS:
         value = typed.get(key)
         if value is None:

@@ -14,6 +14,7 @@ from . import errors
 from .arguments import check_exchange_equivalence, check_queue_equivalence
 from .errors import AMQPError, resource
 from .exchanges import BindingError, Exchange, make_exchange
+from .expiry import Expirer
 from .queue import Queue
 from .queue_args import validate_queue_arguments
 
@@ -38,9 +39,11 @@ def server_named_queue() -> str:
 
 
 class VHost:
-    def __init__(self, name: str, store=None):
+    def __init__(self, name: str, store=None, expirer=None):
         self.name = name
         self.store = store
+        self.expirer = expirer if expirer is not None else Expirer()
+        self.policies = None  # the broker's policy service, applied to what is declared here
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         # destination (Queue or Exchange) -> exchanges that hold a binding to it
@@ -82,6 +85,8 @@ class VHost:
                 raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'") from None
             ex.typed_arguments = typed
             self.exchanges[name] = ex
+            if self.policies is not None:
+                self.policies.apply_exchange(self.name, ex)
             if durable and self.store is not None:
                 self.store.save_exchange(self.name, ex)
             return ex
@@ -131,6 +136,7 @@ class VHost:
             if name == REPLY_TO:
                 return None, 0, 1  # handled by the channel (direct reply-to)
             queue = self.get_queue(name, connection)
+            queue.touch()  # a passive declare renews an x-expires lease too
             return queue, queue.message_count, queue.consumer_count
         if not name:
             name = server_named_queue()
@@ -143,10 +149,13 @@ class VHost:
             if queue.exclusive_owner is not owner:  # RabbitMQ's strict check
                 raise errors.resource_locked(name, self.name)
             check_queue_equivalence(queue, self.name, durable, auto_delete, typed)
+            queue.touch()  # a redeclare counts as use (x-expires)
             return queue, queue.message_count, queue.consumer_count
         validate_queue_arguments(name, self.name, typed)
         queue = Queue(self, name, durable, owner, auto_delete, arguments, typed)
         self.queues[name] = queue
+        if self.policies is not None:
+            self.policies.apply_queue(self.name, queue)
         if owner is not None:
             connection.exclusive_queues.add(queue)
         if self.store is not None and _stored(queue):
@@ -249,6 +258,7 @@ class VHost:
         if (_CC in header or _BCC in header) or exchange.uses_headers:
             headers = msg.headers()
             keys = _extra_keys(headers)
+            msg.extra_keys = keys
         if exchange.name == DEFAULT_EXCHANGE:
             return self._route_default(routing_key, keys)
         if keys is None:
@@ -265,6 +275,16 @@ class VHost:
         if result:
             return result
         return self._alternate(exchange, msg, headers)
+
+    def route_keys(self, exchange: Exchange, msg, keys: list[str]) -> list[Queue]:
+        """Route with an explicit list of routing keys (dead-lettering)."""
+        headers = msg.headers() if exchange.uses_headers else None
+        if exchange.name == DEFAULT_EXCHANGE:
+            return self._route_default(keys[0], keys[1:])
+        result = self._walk(exchange, keys, headers)
+        if result:
+            return result
+        return self._alternate(exchange, msg, headers, keys)
 
     def _route_default(self, routing_key, keys) -> list[Queue]:
         queue = self.queues.get(routing_key)
@@ -292,18 +312,20 @@ class VHost:
                         pending.append(dest)
         return list(out)
 
-    def _alternate(self, exchange: Exchange, msg, headers) -> list[Queue]:
+    def _alternate(self, exchange: Exchange, msg, headers, keys=None) -> list[Queue]:
+        """Alternate exchanges, followed until one routes (or a cycle / missing AE)."""
+        if keys is None:
+            keys = [msg.routing_key] + list(msg.extra_keys or ())
         seen = {exchange.name}
         ex = exchange
         while True:
-            ae_name = ex.arguments.get("alternate-exchange")
+            ae_name = getattr(ex, "alternate", None) or ex.arguments.get("alternate-exchange")
             if not isinstance(ae_name, str) or ae_name in seen:
                 return []
             seen.add(ae_name)
             ae = self.exchanges.get(ae_name)
             if ae is None:
                 return []
-            keys = [msg.routing_key] + (_extra_keys(headers) or [])
             if ae.uses_headers and headers is None:
                 headers = msg.headers()
             result = self._walk(ae, keys, headers)
@@ -331,14 +353,19 @@ def _extra_keys(headers) -> list[str] | None:
             raise errors.precondition(
                 f'invalid message: {{unacceptable_type_in_header,"{name}",{_amqp_type_name(value)}}}'
             )
-        keys.extend(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value if isinstance(v, (str, bytes)))
+        # only longstr elements count (rabbit_basic:header_routes); one that is not UTF-8
+        # keeps its bytes as surrogate escapes
+        keys.extend(
+            v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else v
+            for v in value if isinstance(v, (str, bytes))
+        )
     return keys or None
 
 
 def _amqp_type_name(value) -> str:
-    from .codec import TYPE_NAMES, guess_typed
+    from .exchanges.erlang_format import field_type
 
-    return TYPE_NAMES.get(guess_typed({"v": value})["v"][0], "longstr")
+    return field_type(value)
 
 
 def _stored(queue: Queue) -> bool:

@@ -466,10 +466,11 @@ class Connection(asyncio.Protocol):
 class ConfirmPublisher:
     """Publishes `count` copies of a pre-built message with confirms, keeping at most `window`
     unconfirmed. With stamp=True the first 8 body bytes carry perf_counter_ns() of the write
-    (one stamp per batch: the batch is written at once)."""
+    (one stamp per batch: the batch is written at once). With numbered=True they carry the
+    message's sequence number instead (0, 1, 2, ...), so a consumer can check the order."""
 
     def __init__(self, chan: Channel, exchange: str, routing_key: str, size: int, count: int,
-                 window: int, persistent: bool = False, stamp: bool = False):
+                 window: int, persistent: bool = False, stamp: bool = False, numbered: bool = False):
         self.chan, self.conn = chan, chan.conn
         self.count, self.window = count, max(1, window)
         self.min_batch = max(1, self.window // 10)
@@ -477,12 +478,15 @@ class ConfirmPublisher:
         self.floor = 0            # every tag <= floor is resolved
         self.singles: set[int] = set()
         self.stamp = stamp and size >= 8
+        self.numbered = numbered
+        if numbered and size < 8:
+            raise ValueError("numbered messages need a body of at least 8 bytes")
         body = bytes(size)
         flags, props = (P_DELIVERY_MODE, b"\x02") if persistent else (P_DELIVERY_MODE, b"\x01")
         msg = method_publish(chan.id, exchange.encode(), routing_key.encode()) + \
             content_frames(chan.id, flags, props, body, self.conn.frame_max)
         self.msg = msg
-        if self.stamp:
+        if self.stamp or self.numbered:
             # locate the first body byte: method frame + header frame + 7-byte body frame header
             m_len = len(method_publish(chan.id, exchange.encode(), routing_key.encode()))
             h_len = 7 + 14 + len(props) + 1
@@ -500,6 +504,13 @@ class ConfirmPublisher:
     def _fill(self, force=False) -> None:
         k = min(self.window - (self.published - self.acked - self.nacked), self.count - self.published)
         if k <= 0 or (not force and k < self.min_batch and k < self.count - self.published):
+            return
+        if self.numbered:
+            pre, post, pack, parts = self._pre, self._post, _U64_pack, []
+            for i in range(self.published, self.published + k):
+                parts += (pre, pack(i), post)
+            self.conn.transport.write(b"".join(parts))
+            self.published += k
             return
         if self.stamp:
             m = self._pre + _U64_pack(time.perf_counter_ns()) + self._post
@@ -554,10 +565,12 @@ class ConfirmPublisher:
 
 class CountingConsumer:
     """Counts deliveries; manual ack with multiple=true every `ack_every` messages; optionally
-    records latency from the 8-byte perf_counter_ns stamp at the start of each body."""
+    records latency from the 8-byte perf_counter_ns stamp at the start of each body, or
+    (check_order=True) checks that the 8-byte sequence numbers of a numbered publisher arrive
+    as 0, 1, 2, ... (`disorder` counts the breaks)."""
 
     def __init__(self, chan: Channel, expected: int, ack_every: int, latency: bool = False,
-                 no_ack: bool = False):
+                 no_ack: bool = False, check_order: bool = False):
         self.chan, self.conn = chan, chan.conn
         self.expected = expected
         self.ack_every = max(1, ack_every)
@@ -567,6 +580,9 @@ class CountingConsumer:
         self.first = False
         self.last_tag = self.complete_tag = self.acked_tag = 0
         self.lat: list[int] | None = [] if latency else None
+        self.check_order = check_order
+        self.next_seq = 0
+        self.disorder = 0
         self.done = self.conn.loop.create_future()
         self.t_first = self.t_done = 0.0
         self.conn.listeners.append(self)
@@ -588,6 +604,11 @@ class CountingConsumer:
             self.first = False
             if self.lat is not None and size >= 8:
                 self.lat.append(time.perf_counter_ns() - _U64_unpack(buf, p)[0])
+            elif self.check_order:
+                seq = _U64_unpack(buf, p)[0] if size >= 8 else -1
+                if seq != self.next_seq:
+                    self.disorder += 1
+                self.next_seq = seq + 1
         self.remaining -= size
         if self.remaining <= 0:
             self.received += 1
@@ -728,6 +749,58 @@ def _proc_cpu(pid: int | None) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _proc_rss_mb(pid: int | None) -> float | None:
+    """Resident set size of process `pid` in MB (MiB, from VmRSS in /proc/<pid>/status), or None."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples a process's RSS every `interval` seconds in the background; `peak` is the highest
+    sample since the last reset()."""
+
+    def __init__(self, pid: int | None, interval: float = 0.25):
+        self.pid = pid
+        self.interval = interval
+        self.peak: float | None = None
+        self.last: float | None = None
+        self._task: asyncio.Task | None = None
+
+    def sample(self) -> float | None:
+        v = _proc_rss_mb(self.pid)
+        if v is not None:
+            self.last = v
+            self.peak = v if self.peak is None else max(self.peak, v)
+        return v
+
+    def reset(self) -> None:
+        self.peak = None
+        self.sample()
+
+    async def _loop(self):
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> "RssSampler":
+        if self.pid and self._task is None:
+            self._task = asyncio.ensure_future(self._loop())
+        return self
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
 
 class _Run:
@@ -993,6 +1066,76 @@ async def _rpc(r: _Run, o: dict, direct: bool) -> dict:
                                       "mismatched": client.mismatched})
 
 
+async def _backlog(r: _Run, o: dict) -> dict:
+    """Publish `count` numbered persistent messages with confirms into a durable queue with no
+    consumer, sampling the broker's RSS; then consume them all, checking count and order."""
+    admin = await r.setup()
+    q = r.name("backlog")
+    await r.declare_queue(q, durable=True)
+    n = o["count"]
+    rss = RssSampler(r.broker_pid)
+    m: dict = {}
+    rss_start = rss.sample()
+    if rss_start is not None:
+        m["RSS before MB"] = rss_start
+    rss.start()
+    try:
+        pconn = await r.connect("publisher")
+        pch = await pconn.channel()
+        await pch.confirm_select()
+        pub = ConfirmPublisher(pch, "", q, max(8, o["size"]), n, o["window"], persistent=True,
+                               numbered=True)
+        rss.reset()
+        r.start_clock()
+        pub.start()
+        await r.wait([pub.done], pub.progress,
+                     lambda: "published %d, confirmed %d, nacked %d" % pub.progress()
+                     + (f", broker RSS {rss.last:.0f} MB" if rss.last is not None else ""))
+        el_pub = pub.t_done - pub.t0
+        m["publish msg/s"] = pub.acked / el_pub
+        rss.sample()
+        if rss.peak is not None:
+            m["peak RSS publish MB"] = rss.peak
+        await pconn.close()
+        r.conns.remove(pconn)
+        await asyncio.sleep(1.0)  # let the broker settle (write-behind, GC) before the end sample
+        if rss.sample() is not None:
+            m["RSS after publish MB"] = rss.last
+        ok = await admin.queue_declare(q, passive=True)
+        if ok.message_count != pub.acked:
+            raise BenchError(f"after publishing the queue holds {ok.message_count} messages, "
+                             f"{pub.acked} were confirmed")
+        if r.broker_pid:
+            print(f"    backlog of {n:,}: broker RSS {m.get('RSS after publish MB', float('nan')):.0f} MB "
+                  f"(peak {m.get('peak RSS publish MB', float('nan')):.0f} MB while publishing)",
+                  file=sys.stderr, flush=True)
+
+        cconn = await r.connect("consumer")
+        cch = await cconn.channel()
+        await cch.qos(o["prefetch"])
+        cons = CountingConsumer(cch, pub.acked, o["prefetch"] // 2, check_order=True)
+        rss.reset()
+        t0 = time.perf_counter()
+        await cch.consume(q, cons)
+        await r.wait([cons.done], lambda: cons.received,
+                     lambda: f"received {cons.received} of {pub.acked}"
+                     + (f", broker RSS {rss.last:.0f} MB" if rss.last is not None else ""))
+        el_cons = cons.t_done - t0
+        m["consume msg/s"] = cons.received / el_cons
+        rss.sample()
+        if rss.peak is not None:
+            m["peak RSS consume MB"] = rss.peak
+        r.stop_clock(m)
+    finally:
+        rss.stop()
+    if cons.disorder:
+        raise BenchError(f"consumed {cons.received} messages, {cons.disorder} out of order "
+                         f"(publish {m['publish msg/s']:.0f} msg/s, consume {m['consume msg/s']:.0f} msg/s)")
+    return _result("", r.url, el_pub + el_cons, m,
+                   {"published": pub.published, "confirmed": pub.acked, "nacked": pub.nacked,
+                    "delivered": cons.received, "out_of_order": cons.disorder})
+
+
 SCENARIOS = {
     "publish-confirm": lambda r, o: _publish_confirm(r, o, False),
     "publish-confirm-persistent": lambda r, o: _publish_confirm(r, o, True),
@@ -1002,9 +1145,10 @@ SCENARIOS = {
     "fanout": _fanout,
     "rpc": lambda r, o: _rpc(r, o, False),
     "rpc-direct": lambda r, o: _rpc(r, o, True),
+    "backlog": _backlog,
 }
 #: what `--scenario all` runs (rpc-direct uses RabbitMQ's amq.rabbitmq.reply-to extension; add it
-#: explicitly or with --direct-reply-to)
+#: explicitly or with --direct-reply-to; backlog takes minutes: --scenario backlog)
 ALL_SCENARIOS = ["publish-confirm", "publish-confirm-persistent", "consume", "e2e", "fanout",
                  "rpc", "e2e-persistent"]
 
@@ -1018,8 +1162,11 @@ METRICS = {
     "fanout": [("publish msg/s", True), ("deliver msg/s", True)],
     "rpc": [("round trips/s", True), ("p50 ms", False), ("p99 ms", False)],
     "rpc-direct": [("round trips/s", True), ("p50 ms", False), ("p99 ms", False)],
+    "backlog": [("publish msg/s", True), ("consume msg/s", True), ("peak RSS publish MB", False),
+                ("RSS after publish MB", False), ("peak RSS consume MB", False)],
 }
-INFO_METRICS = [("client CPU %", False), ("broker CPU %", False)]  # shown, never ratio'd
+INFO_METRICS = [("client CPU %", False), ("broker CPU %", False),
+                ("RSS before MB", False)]  # shown, never ratio'd
 
 
 async def run_scenario(name: str, url: str, count: int = 200_000, size: int = 100, *,
@@ -1221,7 +1368,9 @@ async def _amain(args, urls) -> int:
     agg = {key: _aggregate(rs, args.pick) for key, rs in runs.items()}
     print()
     print(f"count={args.count} (fanout: {_cli_count('fanout', args)} x {args.fanout_queues} queues, "
-          f"rpc: {_cli_count('rpc', args)}) size={args.size}B window={args.window} "
+          f"rpc: {_cli_count('rpc', args)}"
+          + (f", backlog: {args.backlog_count}" if "backlog" in scenarios else "")
+          + f") size={args.size}B window={args.window} "
           f"prefetch={args.prefetch} repeat={args.repeat} ({args.pick}); "
           f"↑ higher is better, ↓ lower is better")
     print()
@@ -1247,6 +1396,8 @@ def _cli_count(sc: str, args) -> int:
         return args.rpc_count or min(args.count, 20_000)
     if sc == "fanout":
         return args.fanout_count or max(1, args.count // max(1, args.fanout_queues))
+    if sc == "backlog":
+        return args.backlog_count
     return args.count
 
 
@@ -1259,6 +1410,10 @@ def _count_problems(res: dict) -> str:
         probs.append(f"only {c['confirmed']} of {c['published']} confirmed")
     if c.get("mismatched"):
         probs.append(f"{c['mismatched']} replies with wrong correlation id")
+    if c.get("out_of_order"):
+        probs.append(f"{c['out_of_order']} delivered out of order")
+    if res.get("scenario") == "backlog" and c.get("delivered") is not None and c["delivered"] != c["confirmed"]:
+        probs.append(f"{c['delivered']} of {c['confirmed']} confirmed messages delivered")
     return ", ".join(probs)
 
 
@@ -1288,6 +1443,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=100, help="body bytes (default 100)")
     p.add_argument("--window", type=int, default=1000, help="unconfirmed publishes in flight")
     p.add_argument("--prefetch", type=int, default=1000, help="consumer prefetch (acks every prefetch/2)")
+    p.add_argument("--backlog-count", type=int, default=2_000_000,
+                   help="messages in the backlog scenario (default 2000000)")
     p.add_argument("--fanout-queues", type=int, default=10)
     p.add_argument("--fanout-count", type=int, default=None,
                    help="publishes for fanout (default count / fanout-queues, so that about "

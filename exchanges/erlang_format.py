@@ -81,6 +81,8 @@ def field_type(value) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
+        if type(value).__name__ == "RawTimestamp":  # amqp_broker.tables: beyond datetime
+            return "timestamp"
         return "signedint" if -(2**31) <= value < 2**31 else "long"
     if isinstance(value, float):
         return "double"
@@ -99,8 +101,54 @@ def field_type(value) -> str:
     return type(value).__name__
 
 
+# erl_value stops rendering past this many characters: its output only ever ends up in a
+# reply text, which is cut at 255 bytes anyway
+_RENDER_LIMIT = 4096
+
+
 def erl_value(value) -> str:
-    """The value part of a parsed field, printed as an Erlang term."""
+    """The value part of a parsed field, printed as an Erlang term.
+
+    Iterative (explicit stack), and cut with "..." past a few KB: a table nested thousands
+    deep renders without recursion, in bounded time.
+    """
+    out: list[str] = []
+    size = 0
+    work = [(False, value)]
+    while work:
+        is_text, item = work.pop()
+        if is_text:
+            text = item
+        elif isinstance(item, dict):
+            # Parsed tables are lists of {Name, Type, Value} in wire order.
+            text = "["
+            work.append((True, "]"))
+            entries = list(item.items())
+            for i in range(len(entries) - 1, -1, -1):
+                key, child = entries[i]
+                work.append((True, "}"))
+                work.append((False, child))
+                name = erl_binary(_raw(str(key)))
+                work.append((True, f"{',' if i else ''}{{{name},{field_type(child)},"))
+        elif isinstance(item, (list, tuple)):
+            text = "["
+            work.append((True, "]"))
+            for i in range(len(item) - 1, -1, -1):
+                child = item[i]
+                work.append((True, "}"))
+                work.append((False, child))
+                work.append((True, f"{',' if i else ''}{{{field_type(child)},"))
+        else:
+            text = _erl_scalar(item)
+        out.append(text)
+        size += len(text)
+        if size > _RENDER_LIMIT:
+            out.append("...")
+            break
+    return "".join(out)
+
+
+def _erl_scalar(value) -> str:
     if value is None:
         return "undefined"
     if isinstance(value, bool):
@@ -110,7 +158,7 @@ def erl_value(value) -> str:
     if isinstance(value, float):
         return _erl_float(value)
     if isinstance(value, str):
-        return erl_binary(value.encode("utf-8", "surrogatepass"))
+        return erl_binary(_raw(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
         return erl_binary(bytes(value))
     if isinstance(value, Decimal):
@@ -118,12 +166,13 @@ def erl_value(value) -> str:
         return f"{{{scale},{unscaled}}}"
     if isinstance(value, _dt.datetime):
         return str(timestamp_seconds(value))
-    if isinstance(value, dict):
-        # Parsed tables are lists of {Name, Type, Value} in wire order.
-        return "[" + ",".join(
-            f"{{{erl_binary(str(k).encode())},{field_type(v)},{erl_value(v)}}}"
-            for k, v in value.items()
-        ) + "]"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(f"{{{field_type(v)},{erl_value(v)}}}" for v in value) + "]"
     return repr(value)
+
+
+def _raw(text: str) -> bytes:
+    """The wire bytes of a decoded string: non-UTF-8 bytes come back from their surrogate
+    escapes (amqp_broker.tables decodes such keys so)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")

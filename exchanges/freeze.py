@@ -16,6 +16,8 @@ Conventions of the decoder (pamqp) that the tags rely on:
   * ``bytearray`` is the ``x`` (binary) type, which RabbitMQ keeps distinct from longstr.
   * ``None`` is void, ``Decimal`` is ``D``, ``datetime`` is ``T`` (integer seconds on the
     wire), ``dict`` is a table, ``list``/``tuple`` an array.
+  * Keys that are not UTF-8 arrive as surrogate-escaped ``str`` (amqp_broker.tables); a
+    timestamp beyond datetime's range as an ``int`` subclass, frozen as an int.
 """
 from __future__ import annotations
 
@@ -33,8 +35,52 @@ def freeze_table(table: dict) -> tuple:
     return tuple(sorted((str(k), freeze_value(v)) for k, v in table.items()))
 
 
+# Markers of the flat form of nested tables/arrays. Ints: never equal to a key (str) or to a
+# frozen scalar (tuple), so the token sequence reads back unambiguously.
+_TABLE, _ARRAY, _END = 0, 1, 2
+
+
+def _by_key(item) -> str:
+    return str(item[0])
+
+
 def freeze_value(value) -> tuple:
-    """Frozen, type-tagged form of one field value."""
+    """Frozen, type-tagged form of one field value.
+
+    Tables and arrays freeze to a *flat* tuple of tokens (markers, keys in sorted order,
+    frozen scalars), built with an explicit stack: a table nested thousands deep (one frame
+    holds ~20,000 levels) can neither exhaust the recursion limit here nor later, when the
+    key is hashed or compared (nested tuples compare recursively).
+    """
+    if isinstance(value, (dict, list, tuple)):
+        return _freeze_container(value)
+    return _freeze_scalar(value)
+
+
+def _freeze_container(root) -> tuple:
+    out = []
+    work = [(False, root)]
+    while work:
+        is_token, item = work.pop()
+        if is_token:
+            out.append(item)
+        elif isinstance(item, dict):
+            out.append(_TABLE)
+            work.append((True, _END))
+            for key, child in sorted(item.items(), key=_by_key, reverse=True):
+                work.append((False, child))
+                work.append((True, str(key)))
+        elif isinstance(item, (list, tuple)):
+            out.append(_ARRAY)
+            work.append((True, _END))
+            for child in reversed(item):
+                work.append((False, child))
+        else:
+            out.append(_freeze_scalar(item))
+    return ("F" if isinstance(root, dict) else "A", tuple(out))
+
+
+def _freeze_scalar(value) -> tuple:
     t = type(value)
     if t is str:
         return ("S", value.encode("utf-8", "surrogatepass"))
@@ -53,7 +99,7 @@ def freeze_value(value) -> tuple:
         return ("x", bytes(value))
     if isinstance(value, bool):  # bool subclasses are vanishingly rare but keep them apart
         return ("t", bool(value))
-    if isinstance(value, int):
+    if isinstance(value, int):  # incl. out-of-range timestamps (tables.RawTimestamp)
         return ("i", int(value))
     if isinstance(value, float):
         return ("d", float(value))
@@ -65,16 +111,12 @@ def freeze_value(value) -> tuple:
         return ("D",) + decimal_parts(value)
     if isinstance(value, _dt.datetime):
         return ("T", timestamp_seconds(value))
-    if isinstance(value, dict):
-        return ("F", freeze_table(value))
-    if isinstance(value, (list, tuple)):
-        return ("A", tuple(freeze_value(v) for v in value))
     # Unknown object from a future decoder: identity by value if hashable, else by repr.
     try:
         hash(value)
     except TypeError:
-        return ("?", t.__name__, repr(value))
-    return ("?", t.__name__, value)
+        return ("?", type(value).__name__, repr(value))
+    return ("?", type(value).__name__, value)
 
 
 def decimal_parts(value: Decimal) -> tuple:

@@ -17,6 +17,7 @@ class MemoryStore(Store):
         self.exchanges: dict[tuple[str, str], ExchangeDef] = {}
         self.queues: dict[tuple[str, str], QueueDef] = {}
         self.bindings: dict[tuple, BindingDef] = {}
+        self._policies: dict[tuple[str, str], str] = {}
 
     def save_exchange(self, vhost, exchange) -> None:
         self.exchanges[(vhost, exchange.name)] = ExchangeDef(
@@ -48,6 +49,15 @@ class MemoryStore(Store):
 
     def delete_binding(self, vhost, source, destination, routing_key, arguments) -> None:
         self.bindings.pop(_binding_key(vhost, source, destination, routing_key, arguments), None)
+
+    def save_policy(self, vhost, name, definition_json) -> None:
+        self._policies[(vhost, name)] = definition_json
+
+    def delete_policy(self, vhost, name) -> None:
+        self._policies.pop((vhost, name), None)
+
+    def policies(self) -> list[tuple]:
+        return [(vhost, name, text) for (vhost, name), text in self._policies.items()]
 
     def load(self) -> Definitions:
         return Definitions(list(self.exchanges.values()), list(self.queues.values()), list(self.bindings.values()))

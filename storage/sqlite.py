@@ -37,7 +37,7 @@ from .base import BindingDef, Definitions, ExchangeDef, QueueDef, Store, StoreEr
 
 log = logging.getLogger("amqp_broker.storage")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "broker.db"
 LOCK_NAME = "broker.lock"
 
@@ -80,8 +80,19 @@ WITHOUT ROWID""",
 )
 
 
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    # Message lifetimes: each stored entry keeps its absolute expiry (epoch ms) so TTLs run
+    # on across restarts, and delayed-exchange messages wait in their own table.
+    db.execute("ALTER TABLE queue_messages ADD COLUMN expires_at INTEGER")
+    db.execute(
+        "CREATE TABLE delayed_messages (id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, "
+        "exchange TEXT NOT NULL, routing_key TEXT NOT NULL, due_at INTEGER NOT NULL, "
+        "header BLOB NOT NULL, body BLOB NOT NULL, mandatory INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
-MIGRATIONS = [_migrate_0_to_1]
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -96,7 +107,7 @@ class _Batch:
         self.defs: list[tuple[str, tuple]] = []
         self.msgs: dict[int, tuple] = {}  # message id -> row
         self.msg_refs: dict[int, int] = {}  # message id -> how many of `refs` point at it
-        self.refs: dict[tuple[int, int], int] = {}  # (queue id, seq) -> message id
+        self.refs: dict[tuple[int, int], tuple[int, int | None]] = {}  # (queue, seq) -> (msg id, expires_at)
         self.ref_deletes: list[tuple[int, int]] = []
         self.candidates: set[int] = set()  # message ids that may have lost their last reference
         self.range_ops: list[tuple] = []
@@ -123,6 +134,7 @@ class SQLiteStore(Store):
         self._writer: asyncio.Task | None = None
         self._defs = Definitions()
         self._users: list[tuple] = []
+        self._policies: list[tuple] = []
         self._next_message_id = 1
         self._next_queue_id = 1
         self._inflight_bytes = 0
@@ -259,6 +271,8 @@ class SQLiteStore(Store):
             self._next_message_id = (await cur.fetchone())[0] + 1
         async with db.execute("SELECT name, salt, password_hash, tags FROM users") as cur:
             self._users = [tuple(row) async for row in cur]
+        async with db.execute("SELECT vhost, name, definition FROM policies") as cur:
+            self._policies = [tuple(row) async for row in cur]
         self._defs = defs
 
     def load(self) -> Definitions:
@@ -322,6 +336,17 @@ class SQLiteStore(Store):
              encode_typed_table(guess_typed(arguments))),
         )
 
+    def save_policy(self, vhost: str, name: str, definition_json: str) -> None:
+        self._def("INSERT OR REPLACE INTO policies (vhost, name, definition) VALUES (?, ?, ?)",
+                  (vhost, name, definition_json))
+
+    def delete_policy(self, vhost: str, name: str) -> None:
+        self._def("DELETE FROM policies WHERE vhost=? AND name=?", (vhost, name))
+
+    def policies(self) -> list[tuple]:
+        """(vhost, name, definition json) rows."""
+        return list(self._policies)
+
     def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str) -> None:
         self._def("INSERT OR REPLACE INTO users (name, salt, password_hash, tags) VALUES (?, ?, ?, ?)",
                   (name, salt, password_hash, tags))
@@ -333,8 +358,9 @@ class SQLiteStore(Store):
         """The batch that changes made now will be committed with."""
         return self._batch.id
 
-    def add_entry(self, queue_id: int, seq: int, msg) -> None:
-        """A persistent message entered a durable queue at position `seq`."""
+    def add_entry(self, queue_id: int, seq: int, msg, expires_at: int | None = None) -> None:
+        """A persistent message entered a durable queue at position `seq` (expiring at
+        `expires_at`, epoch ms, if it has a TTL)."""
         batch = self._batch
         msg_id = msg.store_id
         if msg_id is None:
@@ -342,7 +368,7 @@ class SQLiteStore(Store):
             self._next_message_id += 1
             batch.msgs[msg_id] = (msg_id, msg.exchange, msg.routing_key, msg.header, msg.body)
             batch.bytes += len(msg.body)
-        batch.refs[(queue_id, seq)] = msg_id
+        batch.refs[(queue_id, seq)] = (msg_id, expires_at)
         batch.msg_refs[msg_id] = batch.msg_refs.get(msg_id, 0) + 1
         self._kick()
 
@@ -367,7 +393,7 @@ class SQLiteStore(Store):
         batch = self._batch
         doomed = [key for key in batch.refs if key[0] == queue_id and (after is None or after < key[1] <= upto)]
         for key in doomed:
-            self._unref_pending(batch, batch.refs.pop(key))
+            self._unref_pending(batch, batch.refs.pop(key)[0])
 
     @staticmethod
     def _unref_pending(batch: _Batch, msg_id: int) -> None:
@@ -391,10 +417,34 @@ class SQLiteStore(Store):
         body). Waits for pending writes first, so it sees everything enqueued before."""
         await self.flush()
         async with self._db.execute(
-            "SELECT q.seq, m.id, m.exchange, m.routing_key, m.header, m.body "
+            "SELECT q.seq, m.id, m.exchange, m.routing_key, m.header, m.body, q.expires_at "
             "FROM queue_messages q JOIN messages m ON m.id = q.message_id "
             "WHERE q.queue_id = ? AND q.seq > ? ORDER BY q.seq LIMIT ?",
             (queue_id, after, limit),
+        ) as cur:
+            return await cur.fetchall()
+
+    async def read_seqs(self, queue_id: int, seqs: list[int]) -> list[tuple]:
+        """Stored entries of a queue by seq, same columns as read_entries."""
+        await self.flush()
+        rows = []
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._db.execute(
+                "SELECT q.seq, m.id, m.exchange, m.routing_key, m.header, m.body, q.expires_at "
+                f"FROM queue_messages q JOIN messages m ON m.id = q.message_id "
+                f"WHERE q.queue_id = ? AND q.seq IN ({marks}) ORDER BY q.seq",
+                (queue_id, *chunk),
+            ) as cur:
+                rows.extend(await cur.fetchall())
+        return rows
+
+    async def expiring(self, queue_id: int) -> list[tuple[int, int]]:
+        """(seq, expires_at) of a queue's stored entries that have an expiry (recovery)."""
+        async with self._db.execute(
+            "SELECT seq, expires_at FROM queue_messages WHERE queue_id=? AND expires_at IS NOT NULL",
+            (queue_id,),
         ) as cur:
             return await cur.fetchall()
 
@@ -474,8 +524,9 @@ def _write_batch(conn: sqlite3.Connection, batch: _Batch) -> None:
             )
         if batch.refs:
             conn.executemany(
-                "INSERT OR REPLACE INTO queue_messages (queue_id, seq, message_id) VALUES (?, ?, ?)",
-                [(q, s, m) for (q, s), m in batch.refs.items()],
+                "INSERT OR REPLACE INTO queue_messages (queue_id, seq, message_id, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(q, s, m, e) for (q, s), (m, e) in batch.refs.items()],
             )
         if batch.ref_deletes:
             conn.executemany("DELETE FROM queue_messages WHERE queue_id=? AND seq=?", batch.ref_deletes)

@@ -73,3 +73,27 @@ async def test_broker_errors_are_reported(amqp_url):
             await ch.queue_declare("amqp-bench-surely-missing-queue-xyz", passive=True)
     finally:
         await conn.close()
+
+
+@pytest.mark.timeout(90)
+async def test_backlog_scenario_delivers_everything_in_order(amqp_url):
+    """`backlog` is not part of `all` (millions of messages by default); tiny here. Without a
+    broker pid there are no RSS metrics, only the rates."""
+    assert "backlog" in bench.SCENARIOS and "backlog" not in bench.ALL_SCENARIOS
+    res = await bench.run_scenario("backlog", amqp_url, count=500, size=100, window=50,
+                                   prefetch=20, timeout=60, stall_timeout=15)
+    c = res["counts"]
+    assert c["published"] == c["confirmed"] == c["delivered"] == 500, res
+    assert c["nacked"] == 0 and c["out_of_order"] == 0, res
+    assert res["metrics"]["publish msg/s"] > 0 and res["metrics"]["consume msg/s"] > 0
+
+
+async def test_backlog_scenario_samples_rss_of_the_given_pid(amqp_url):
+    """With a pid (here: this process, which is good enough to check the plumbing) the RSS
+    metrics are reported."""
+    res = await bench.run_scenario("backlog", amqp_url, count=200, size=100, window=50,
+                                   prefetch=20, timeout=60, stall_timeout=15, broker_pid=os.getpid())
+    m = res["metrics"]
+    for key in ("peak RSS publish MB", "RSS after publish MB", "peak RSS consume MB"):
+        assert 1 < m[key] < 100_000, (key, m)
+

@@ -744,3 +744,93 @@ def test_guess_typed(value, letter):
 def test_guess_typed_empty():
     assert codec.guess_typed({}) == {}
     assert codec.guess_typed(None) == {}
+
+
+# --------------------------------------------------------------------------- strict method decoding
+# (every expectation below was checked against RabbitMQ 3.10: 501 "cannot decode <<fields>>"
+# naming the method for fields that do not parse exactly; "Malformed UTF-8 in shortstr" for a
+# short string that is not UTF-8, except in basic.publish)
+
+
+def _cannot_decode(payload: bytes):
+    with pytest.raises(codec.AMQPError) as info:
+        codec.decode_method(payload)
+    return info.value
+
+
+def test_decode_method_truncated_and_trailing_bytes_cannot_decode():
+    declare = method_payload(C.Queue.Declare(queue="q", arguments={"x-max-length": 5}))
+    for cut in range(4, len(declare)):
+        exc = _cannot_decode(declare[:cut])
+        assert (exc.code, exc.class_id, exc.method_id) == (501, 50, 10)
+        assert exc.explanation == "cannot decode <<" + ",".join(map(str, declare[4:cut])) + ">>"
+    exc = _cannot_decode(declare + b"junk")
+    assert exc.explanation.endswith(",106,117,110,107>>")
+    exc = _cannot_decode(C.Tx.Select.index.to_bytes(4, "big") + b"abc")
+    assert (exc.explanation, exc.class_id, exc.method_id) == ("cannot decode <<97,98,99>>", 90, 10)
+
+
+def test_decode_method_tables_that_do_not_parse_cannot_decode():
+    for table in (b"\x00\x00\x00\x04\x01kZ\x00", b"\x00\x00\x00\x0a\x01kV",
+                  b"\x00\x00\x00\x0b\x01kd" + struct.pack(">d", float("nan"))):
+        payload = struct.pack(">HHH", 50, 10, 0) + b"\x01q\x00" + table
+        assert _cannot_decode(payload).class_id == 50
+
+
+def test_decode_method_non_utf8_shortstr():
+    payload = struct.pack(">HHH", 50, 10, 0) + b"\x02\xff\xfe\x00" + b"\x00\x00\x00\x00"
+    with pytest.raises(codec.MalformedUtf8):
+        codec.decode_method(payload)
+    # structure is checked first: a bad name with trailing bytes is `cannot decode`
+    assert _cannot_decode(payload + b"z").class_id == 50
+
+
+def test_decode_method_odd_but_valid_tables():
+    """Arguments RabbitMQ accepts and pamqp cannot decode: non-UTF-8 keys, timestamps beyond
+    datetime, nesting thousands deep."""
+    inner = b"\x00\x00\x00\x00"
+    for _ in range(3000):
+        body = b"\x01nF" + inner
+        inner = struct.pack(">I", len(body)) + body
+    body = b"\x02\xff\xfeV" + b"\x01tT" + b"\xff" * 8 + b"\x01nF" + inner
+    payload = struct.pack(">HHH", 50, 10, 0) + b"\x01q\x00" + struct.pack(">I", len(body)) + body
+    obj = codec.decode_method(payload)
+    assert obj.queue == "q" and obj.arguments["t"] == 2**64 - 1
+    assert "\udcff\udcfe" in obj.arguments
+    typed = codec.declare_arguments(payload)
+    assert typed["t"] == ("T", 2**64 - 1) and typed["\udcff\udcfe"] == ("V", None)
+
+
+def test_decode_method_longlong_is_unsigned():
+    payload = C.Basic.Nack.index.to_bytes(4, "big") + struct.pack(">QB", 2**64 - 1, 3)
+    obj = codec.decode_method(payload)
+    assert (obj.delivery_tag, obj.multiple, obj.requeue) == (2**64 - 1, True, True)
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x00\x3c\x00\x28",  # nothing after the ids
+    b"\x00\x3c\x00\x28\x00\x00",  # ticket only
+    b"\x00\x3c\x00\x28\x00\x00\x05ab",  # exchange overruns
+    b"\x00\x3c\x00\x28\x00\x00\x00\x00",  # no bits
+    b"\x00\x3c\x00\x28\x00\x00\x00\x00\x00zz",  # trailing bytes
+    b"\x00\x3c\x00\x28\x00\x00\x00\x09",  # routing key overruns
+])
+def test_decode_publish_cannot_decode(payload):
+    with pytest.raises(codec.AMQPError) as info:
+        codec.decode_publish(payload)
+    assert (info.value.code, info.value.class_id, info.value.method_id) == (501, 60, 40)
+    assert info.value.explanation == "cannot decode <<" + ",".join(map(str, payload[4:])) + ">>"
+
+
+@pytest.mark.parametrize("size", [4, 5, 12, 14, 20])
+def test_decode_ack_must_be_13_bytes(size):
+    payload = (C.Basic.Ack.index.to_bytes(4, "big") + b"\x00" * 16)[:size]
+    with pytest.raises(codec.AMQPError) as info:
+        codec.decode_ack(payload)
+    assert (info.value.code, info.value.class_id, info.value.method_id) == (501, 60, 80)
+
+
+def test_erl_octets():
+    assert codec.erl_octets(b"") == "<<>>"
+    assert codec.erl_octets(b"ab\x00") == "<<97,98,0>>"
+    assert codec.erl_octets(bytes(300)).endswith(",0,...>>")

@@ -802,6 +802,21 @@ def test_method_instead_of_content_body(raw):
     conn.open_channel(1)
     conn.send_frame(C.Basic.Publish(exchange="", routing_key="x"), 1)
     conn.send_frame(pheader.ContentHeader(0, 2, C.Basic.Properties()), 1)
+    conn.send_frame(pbody.ContentBody(b"a"), 1)  # one byte of the two announced
+    conn.send_frame(C.Basic.Qos(prefetch_count=1), 1)
+    assert conn.expect_close() == (
+        505,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
+        60,
+        40,
+    )
+
+
+def test_content_header_instead_of_content_body(raw):
+    conn = raw()
+    conn.open_channel(1)
+    conn.send_frame(C.Basic.Publish(exchange="", routing_key="x"), 1)
+    conn.send_frame(pheader.ContentHeader(0, 2, C.Basic.Properties()), 1)
     conn.send_frame(pheader.ContentHeader(0, 2, C.Basic.Properties()), 1)
     assert conn.expect_close() == (
         505,
@@ -809,6 +824,76 @@ def test_method_instead_of_content_body(raw):
         60,
         40,
     )
+
+
+def test_content_body_larger_than_announced(raw):
+    conn = raw()
+    conn.open_channel(1)
+    conn.send_frame(C.Basic.Publish(exchange="", routing_key="x"), 1)
+    conn.send_frame(pheader.ContentHeader(0, 2, C.Basic.Properties()), 1)
+    conn.send_frame(pbody.ContentBody(b"abc"), 1)
+    # RabbitMQ keeps waiting for body frames (its remaining size went negative) and fails on
+    # the next other frame; we fail at once, with the same answer
+    conn.send_frame(C.Basic.Qos(prefetch_count=1), 1)
+    assert conn.expect_close() == (
+        505,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
+        60,
+        40,
+    )
+
+
+def test_content_body_instead_of_content_header(raw):
+    conn = raw()
+    conn.open_channel(1)
+    conn.send_frame(C.Basic.Publish(exchange="", routing_key="x"), 1)
+    conn.send_frame(pbody.ContentBody(b"abc"), 1)
+    assert conn.expect_close() == (
+        505,
+        "UNEXPECTED_FRAME - expected content header for class 60, "
+        "got non content header frame instead",
+        60,
+        40,
+    )
+
+
+@pytest.mark.parametrize("data, expected", [
+    (struct.pack(">BHI", 3, 5, 1) + b"x" + b"\xce",
+     (505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0)),
+    (struct.pack(">BHI", 1, 5, 2) + b"\x00\x14" + b"\xce",
+     (501, "FRAME_ERROR - type 1, all octets = <<0,20>>: unknown_frame", 0, 0)),
+    (struct.pack(">BHI", 8, 5, 2) + b"ab" + b"\xce",
+     (501, 'FRAME_ERROR - type 8, all octets = <<"ab">>: unknown_frame', 0, 0)),
+    (struct.pack(">BHI", 1, 5, 7) + b"\x00\x14\x00\x0a\x00zz" + b"\xce",
+     (501, "FRAME_ERROR - cannot decode <<0,122,122>>", 20, 10)),
+    (struct.pack(">BHI", 1, 5, 6) + b"\x00\x14\x00\x0a\x01\xff" + b"\xce",
+     (501, "FRAME_ERROR - Malformed UTF-8 in shortstr", 0, 0)),
+], ids=["body", "short method", "heartbeat with payload", "channel.open trailing bytes",
+        "channel.open not utf-8"])
+def test_malformed_frames_on_an_unopened_channel(raw, data, expected):
+    conn = raw()
+    conn.send_bytes(data)
+    assert conn.expect_close() == expected
+
+
+def test_content_frame_on_channel_zero(raw):
+    conn = raw()
+    conn.send_bytes(struct.pack(">BHI", 2, 0, 12) + b"\x00" * 12 + b"\xce")
+    assert conn.expect_close() == (
+        505, "UNEXPECTED_FRAME - type 2, all octets = <<0,0,0,0,0,0,0,0,0,0,0,0>>", 0, 0)
+
+
+def test_connection_close_with_reply_text_not_utf8(raw):
+    conn = raw()
+    conn.send_bytes(struct.pack(">BHI", 1, 0, 12) + b"\x00\x0a\x00\x32\x00\xc8\x01\xff\x00\x00\x00\x00"
+                    + b"\xce")
+    assert conn.expect_close() == (501, "FRAME_ERROR - Malformed UTF-8 in shortstr", 10, 50)
+
+
+def test_frame_on_a_channel_before_connection_open(raw):
+    conn = raw(open=False)
+    conn.send_bytes(struct.pack(">BHI", 3, 1, 1) + b"x" + b"\xce")
+    assert conn.expect_close() == (505, 'UNEXPECTED_FRAME - type 3, all octets = <<"x">>', 0, 0)
 
 
 def test_server_closes_socket_after_close_ok_on_hard_error(raw):

@@ -17,6 +17,7 @@ class FakeConsumer:
         self.name = name
         self.credit = credit  # None: unlimited
         self.exclusive = exclusive
+        self.priority = 0
         self.got: list[QueueEntry] = []
 
     def can_take(self) -> bool:

@@ -1,0 +1,332 @@
+"""AMQP field tables and arrays: one linear, iterative decoder, and a structural checker.
+
+pamqp's decoder re-slices the rest of the buffer for every element (quadratic: a 120 KB array of
+voids takes seconds), recurses once per nesting level (a table nested a few thousand deep, which
+fits easily in one frame, raises RecursionError), refuses keys that are not UTF-8 and crashes on
+timestamps beyond Python's datetime range. RabbitMQ takes all of those. This module walks the
+buffer once with plain offsets and an explicit stack, so its cost is linear in the table's size
+and independent of its depth.
+
+What RabbitMQ's rabbit_binary_parser refuses, we refuse too (TableError): an unknown type letter
+(including the NUL "void" pamqp tolerates), any length running past its enclosing table/array,
+and floats that are NaN or infinite (Erlang's float matching does not take them).
+
+Decoded values follow pamqp's conventions, so code written against pamqp keeps working:
+bool, int, float, Decimal, str (bytes when a longstr is not UTF-8), bytearray for 'x' binaries,
+datetime (UTC) for timestamps, None for void, dict, list. The differences are in cases pamqp
+cannot handle at all:
+
+* a key that is not UTF-8 becomes a str with surrogate escapes (``"\\udcff"`` for byte 0xff),
+  so it round-trips with ``.encode("utf-8", "surrogateescape")``;
+* a timestamp outside datetime's range is returned as a `RawTimestamp` (an int: the number on
+  the wire);
+* 'L' is decoded unsigned (pamqp reads it signed; they agree below 2**63).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import struct
+from decimal import Decimal
+
+__all__ = [
+    "TableError",
+    "RawTimestamp",
+    "decode_table",
+    "decode_table_body",
+    "decode_array",
+    "check_table",
+    "remove_key",
+]
+
+
+class TableError(ValueError):
+    """A field table (or array) RabbitMQ could not decode."""
+
+
+class RawTimestamp(int):
+    """A timestamp ('T') Python's datetime cannot represent: the integer sent on the wire."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"RawTimestamp({int(self)})"
+
+
+_U32 = struct.Struct(">I").unpack_from
+_S8 = struct.Struct(">b").unpack_from
+_S16 = struct.Struct(">h").unpack_from
+_U16 = struct.Struct(">H").unpack_from
+_S32 = struct.Struct(">i").unpack_from
+_S64 = struct.Struct(">q").unpack_from
+_U64 = struct.Struct(">Q").unpack_from
+_F32 = struct.Struct(">f").unpack_from
+_F64 = struct.Struct(">d").unpack_from
+
+# type letters as byte values
+_t, _b, _B, _s, _u, _I, _i, _l, _L = (ord(c) for c in "tbBsuIilL")
+_f, _d, _D, _S, _A, _T, _F, _V, _x = (ord(c) for c in "fdDSATFVx")
+
+# Fixed-size types: letter -> size of the value after the letter
+_FIXED = {_t: 1, _b: 1, _B: 1, _s: 2, _u: 2, _I: 4, _i: 4, _f: 4, _l: 8, _L: 8, _d: 8, _T: 8,
+          _D: 5, _V: 0}
+# Length-prefixed types
+_LONGSTR = (_S, _x)
+_CONTAINER = (_F, _A)
+
+_V_RUN = re.compile(rb"V*").match  # a run of voids in an array, skipped in one step
+
+_UTC = _dt.timezone.utc
+_TEN = Decimal(10)
+
+
+def _timestamp(value: int):
+    """pamqp's reading of a timestamp (values above 2**32 are taken as milliseconds), or the
+    raw number when datetime cannot hold it."""
+    seconds = value / 1000.0 if value > 0xFFFFFFFF else value
+    try:
+        return _dt.datetime.fromtimestamp(seconds, tz=_UTC)
+    except (OverflowError, ValueError, OSError):
+        return RawTimestamp(value)
+
+
+def _key(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape")
+
+
+def _longstr(raw: bytes):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _bad(what: str, pos: int) -> TableError:
+    return TableError(f"{what} at offset {pos}")
+
+
+def _decode(buf, pos: int, end: int, is_table: bool, typed: bool):
+    """Decode the entries of a table (or the values of an array) between pos and end.
+
+    Iterative: `stack` holds the enclosing containers. With `typed`, top-level values are
+    (type letter, value) pairs; nested values are always plain.
+    """
+    root: dict | list = {} if is_table else []
+    cur = root
+    stack: list = []
+    key = None
+    while True:
+        if pos >= end:
+            if pos != end:
+                raise _bad("value overruns its table", end)
+            if not stack:
+                return root
+            value = cur
+            letter_char = "F" if is_table else "A"
+            cur, is_table, end, key = stack.pop()
+            if typed and not stack:
+                value = (letter_char, value)
+            if is_table:
+                cur[key] = value
+            else:
+                cur.append(value)
+            continue
+        if is_table:
+            kend = pos + 1 + buf[pos]
+            if kend >= end:
+                raise _bad("table entry overruns the table", pos)
+            key = _key(bytes(buf[pos + 1 : kend]))
+            pos = kend
+        letter = buf[pos]
+        pos += 1
+        if letter == _V:
+            if not is_table and not typed:
+                # arrays of voids: skip the whole run at once
+                run_end = _V_RUN(buf, pos, end).end()
+                if run_end > pos:
+                    cur.extend([None] * (run_end - pos + 1))
+                    pos = run_end
+                    continue
+            value = None
+        elif letter == _S or letter == _x:
+            if pos + 4 > end:
+                raise _bad("string length overruns the table", pos)
+            vend = pos + 4 + _U32(buf, pos)[0]
+            if vend > end:
+                raise _bad("string overruns the table", pos)
+            raw = bytes(buf[pos + 4 : vend])
+            value = _longstr(raw) if letter == _S else bytearray(raw)
+            pos = vend
+        elif letter == _F or letter == _A:
+            if pos + 4 > end:
+                raise _bad("nested length overruns the table", pos)
+            vend = pos + 4 + _U32(buf, pos)[0]
+            if vend > end:
+                raise _bad("nested table overruns its parent", pos)
+            stack.append((cur, is_table, end, key))
+            is_table = letter == _F
+            cur = {} if is_table else []
+            end = vend
+            pos += 4
+            continue
+        else:
+            size = _FIXED.get(letter)
+            if size is None:
+                raise _bad(f"unknown field type {bytes((letter,))!r}", pos - 1)
+            if pos + size > end:
+                raise _bad("value overruns the table", pos)
+            if letter == _t:
+                value = buf[pos] != 0
+            elif letter == _l:
+                value = _S64(buf, pos)[0]
+            elif letter == _I:
+                value = _S32(buf, pos)[0]
+            elif letter == _b:
+                value = _S8(buf, pos)[0]
+            elif letter == _B:
+                value = buf[pos]
+            elif letter == _s:
+                value = _S16(buf, pos)[0]
+            elif letter == _u:
+                value = _U16(buf, pos)[0]
+            elif letter == _i:
+                value = _U32(buf, pos)[0]
+            elif letter == _L:
+                value = _U64(buf, pos)[0]
+            elif letter == _d:
+                if buf[pos] & 0x7F == 0x7F and buf[pos + 1] & 0xF0 == 0xF0:
+                    raise _bad("double is NaN or infinite", pos)
+                value = _F64(buf, pos)[0]
+            elif letter == _f:
+                if buf[pos] & 0x7F == 0x7F and buf[pos + 1] & 0x80:
+                    raise _bad("float is NaN or infinite", pos)
+                value = _F32(buf, pos)[0]
+            elif letter == _T:
+                value = _timestamp(_U64(buf, pos)[0])
+            else:  # _D
+                value = Decimal(_U32(buf, pos + 1)[0]) * (_TEN ** -buf[pos])
+            pos += size
+        if typed and not stack:
+            value = (chr(letter), value)
+        if is_table:
+            cur[key] = value
+        else:
+            cur.append(value)
+
+
+def decode_table(data, offset: int = 0, typed: bool = False):
+    """The field table at `offset` (4-byte length, then entries) -> (dict, end offset).
+
+    With `typed`, each top-level value is a (type letter, value) pair (RabbitMQ's equivalence
+    checks and error texts name the AMQP type). Raises TableError.
+    """
+    if offset + 4 > len(data):
+        raise TableError("table length overruns the buffer")
+    end = offset + 4 + _U32(data, offset)[0]
+    if end > len(data):
+        raise TableError("table overruns the buffer")
+    return _decode(data, offset + 4, end, True, typed), end
+
+
+def decode_table_body(data, start: int = 0, end: int | None = None, typed: bool = False) -> dict:
+    """Entries of a table without its length prefix (AMQPLAIN responses)."""
+    if end is None:
+        end = len(data)
+    return _decode(data, start, end, True, typed)
+
+
+def decode_array(data, offset: int = 0):
+    """The field array at `offset` (4-byte length, then values) -> (list, end offset)."""
+    if offset + 4 > len(data):
+        raise TableError("array length overruns the buffer")
+    end = offset + 4 + _U32(data, offset)[0]
+    if end > len(data):
+        raise TableError("array overruns the buffer")
+    return _decode(data, offset + 4, end, False, False), end
+
+
+def check_table(buf, pos: int, end: int) -> None:
+    """Raise TableError unless buf[pos:end] holds well-formed table entries (the bytes after a
+    table's length prefix). No values are built: this is the per-publish check of a headers
+    table, offset arithmetic only."""
+    stack = []
+    is_table = True
+    fixed = _FIXED
+    while True:
+        if pos >= end:
+            if pos != end:
+                raise _bad("value overruns its table", end)
+            if not stack:
+                return
+            end, is_table = stack.pop()
+            continue
+        if is_table:
+            pos += 1 + buf[pos]
+            if pos >= end:
+                raise _bad("table entry overruns the table", pos)
+        letter = buf[pos]
+        size = fixed.get(letter)
+        if size is not None:
+            if letter == _d or letter == _f:
+                if pos + 1 + size > end:
+                    raise _bad("value overruns the table", pos)
+                if buf[pos + 1] & 0x7F == 0x7F and (
+                    buf[pos + 2] & 0xF0 == 0xF0 if letter == _d else buf[pos + 2] & 0x80
+                ):
+                    raise _bad("float is NaN or infinite", pos)
+            elif letter == _V and not is_table:
+                pos = _V_RUN(buf, pos, end).end()
+                continue
+            pos += 1 + size  # an overrun is caught at the top of the loop
+            continue
+        if letter == _S or letter == _x or letter == _F or letter == _A:
+            if pos + 5 > end:
+                raise _bad("length overruns the table", pos)
+            vend = pos + 5 + _U32(buf, pos + 1)[0]
+            if vend > end:
+                raise _bad("value overruns the table", pos)
+            if letter == _F or letter == _A:
+                stack.append((end, is_table))
+                end = vend
+                is_table = letter == _F
+                pos += 5
+            else:
+                pos = vend
+            continue
+        raise _bad(f"unknown field type {bytes((letter,))!r}", pos)
+
+
+def remove_key(table: bytes, name: bytes) -> bytes | None:
+    """`table` (a well-formed wire table, length prefix included) without its top-level
+    entries named `name`, every other byte kept; None when there is no such entry."""
+    end = len(table)
+    pos = 4
+    keep = []
+    start = pos
+    found = False
+    while pos < end:
+        klen = table[pos]
+        entry = pos
+        key = table[pos + 1 : pos + 1 + klen]
+        pos = _skip_value(table, pos + 1 + klen, end)
+        if key == name:
+            found = True
+            keep.append(table[start:entry])
+            start = pos
+    if not found:
+        return None
+    keep.append(table[start:end])
+    body = b"".join(keep)
+    return struct.pack(">I", len(body)) + body
+
+
+def _skip_value(buf, pos: int, end: int) -> int:
+    """Offset after the value (type letter + data) at `pos` of a checked table."""
+    letter = buf[pos]
+    size = _FIXED.get(letter)
+    if size is not None:
+        return pos + 1 + size
+    return pos + 5 + _U32(buf, pos + 1)[0]
