@@ -54,6 +54,10 @@ class Broker:
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
         self.reply_channels: dict = {}
         self.policies = Policies(self)
+        from .delayed import DelayedDelivery
+
+        # messages held by x-delayed-message exchanges until they are due
+        self.delayed = DelayedDelivery(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self.started = False
@@ -78,6 +82,8 @@ class Broker:
             for vhost in self.vhosts.values():
                 vhost.policies = self.policies
             self._recover()
+            if hasattr(self.store, "delayed"):
+                self.delayed.load(self.store.delayed())
             self._recover_users()
             if hasattr(self.store, "policies"):
                 self.policies.load(self.store.policies())

@@ -1,9 +1,16 @@
 """AMQP 0-9-1 frame codec, sans-IO.
 
-pamqp decodes and encodes the many rare methods. The few that sit on the per-message hot path
-(basic.publish and basic.ack in; basic.deliver, basic.ack, content frames out) are encoded and
-decoded here by hand with precompiled structs, because pamqp's generic codec would cost most of a
-core at RabbitMQ's rates. tests/test_codec_unit.py checks both paths agree byte for byte.
+pamqp's method classes describe every method, and pamqp encodes the rare ones. The few that sit
+on the per-message hot path (basic.publish and basic.ack in; basic.deliver, basic.ack, content
+frames out) are encoded and decoded here by hand with precompiled structs, because pamqp's
+generic codec would cost most of a core at RabbitMQ's rates. tests/test_codec_unit.py checks both
+paths agree byte for byte.
+
+Incoming methods are decoded here too (decode_method), never by pamqp's unmarshal, because
+RabbitMQ's rules are stricter and its tables more permissive than pamqp's: the fields must parse
+exactly (no bytes missing, none left over: 501 "cannot decode <<...>>" naming the method), short
+strings must be UTF-8 (except basic.publish's), and field tables go through amqp_broker.tables
+(linear, any depth, keys that are not UTF-8, timestamps beyond datetime).
 
 Outgoing frames never go through pamqp's `validate()`: it enforces a stricter name syntax than
 RabbitMQ (see pamqp-notes.md, trap 1) and would crash on names RabbitMQ accepts.
@@ -109,12 +116,6 @@ def method_index(payload: bytes) -> int:
 def unknown_frame(ftype: int, payload: bytes) -> FrameError:
     """RabbitMQ's text for a frame it cannot make sense of (bad type, truncated method)."""
     return FrameError(errors.FRAME_ERROR, f"type {ftype}, {payload_snippet(payload)}: unknown_frame")
-
-
-def _shortstr(data: bytes, offset: int):
-    length = data[offset]
-    end = offset + 1 + length
-    return data[offset + 1 : end].decode("utf-8", "surrogateescape"), end
 
 
 def erl_octets(data: bytes) -> str:
@@ -470,13 +471,15 @@ def guess_typed(table: dict) -> dict:
         elif isinstance(value, tables.RawTimestamp):
             letter = "T"
         elif isinstance(value, int):
-            letter = "I" if -(2**31) <= value < 2**31 else "l"
+            letter = "I" if -(2**31) <= value < 2**31 else "l" if value < 2**63 else "L"
         elif isinstance(value, float):
             letter = "d"
         elif isinstance(value, Decimal):
             letter = "D"
         elif isinstance(value, (str, bytes)):
             letter = "S"
+        elif isinstance(value, bytearray):
+            letter = "x"
         elif isinstance(value, dict):
             letter = "F"
         elif isinstance(value, list):
@@ -493,15 +496,15 @@ _TYPED_ENCODERS = {
     "t": pencode.boolean, "b": lambda v: struct.pack(">b", v), "B": lambda v: struct.pack(">B", v),
     "s": pencode.short_int, "u": pencode.short_uint, "I": pencode.long_int, "i": pencode.long_uint,
     "l": pencode.long_long_int, "L": lambda v: struct.pack(">Q", v), "f": pencode.floating_point,
-    "d": pencode.double, "D": pencode.decimal, "S": lambda v: _U32.pack(len(_raw(v))) + _raw(v),
-    "A": pencode.field_array, "T": lambda v: _U64.pack(v) if isinstance(v, int) else pencode.timestamp(v),
-    "F": pencode.field_table,
+    "d": pencode.double, "D": lambda v: tables.encode_value(v)[1:], "S": lambda v: _U32.pack(len(_raw(v))) + _raw(v),
+    "A": tables.encode_array, "T": lambda v: _U64.pack(v) if isinstance(v, int) else pencode.timestamp(v),
+    "F": tables.encode_table,
     "V": lambda v: b"", "x": pencode.byte_array,
 }
 
 
 def _raw(value) -> bytes:
-    return value if isinstance(value, (bytes, bytearray)) else str(value).encode("utf-8")
+    return value if isinstance(value, (bytes, bytearray)) else str(value).encode("utf-8", "surrogateescape")
 
 
 def encode_typed_table(typed: dict) -> bytes:

@@ -288,7 +288,7 @@ class Connection(asyncio.Protocol):
                     return
             except Exception as exc:  # a bug must cost one connection, not the broker
                 log.exception("internal error on channel %s of %s", number, self.name)
-                self._hard_error(AMQPError(errors.INTERNAL_ERROR, f"internal error: {exc!r}"))
+                self._hard_error(errors.InternalError(f"internal error: {exc!r}"))
                 return
 
     def _other_frame(self, ftype: int, number: int, channel, payload: bytes) -> None:
@@ -497,7 +497,10 @@ class Connection(asyncio.Protocol):
             self._abort(graceful=True)
 
     def _hard_error(self, exc: AMQPError) -> None:
-        log.info("closing connection %s: %s", self.name, exc.text)
+        text = exc.text
+        # a bare text (541 INTERNAL_ERROR) keeps its detail for the log
+        log.info("closing connection %s: %s", self.name,
+                 text if exc.explanation in text else f"{text} ({exc.explanation})")
         self.close(exc.code, exc.text, exc.class_id, exc.method_id)
 
     def close(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:

@@ -42,7 +42,7 @@ def rewrite_header(header: bytes, reason: str, queue: str, exchange: str, routin
                    now: int, drop_cc: bool) -> bytes:
     """The content header of the dead-lettered copy: x-death updated, expiration moved into
     x-death's original-expiration, CC removed when the queue sets a dead-letter routing key."""
-    props = Properties(header)
+    props = Properties.checked(header)
     span = props.spans[HEADERS]
     entries = rawtable.entries(header[span[0] : span[1]]) if span else []
     keys = [routing_key] + header_cc(entries)
@@ -111,7 +111,7 @@ def _field_str(fields, key: bytes) -> str | None:
 def is_cycle(queue: str, header: bytes) -> bool:
     """rabbit_dead_letter:is_cycle/2: `queue` already appears in x-death and every death from
     the newest back to it was automatic (not a reject): republishing would loop forever."""
-    props = Properties(header)
+    props = Properties.checked(header)
     span = props.spans[HEADERS]
     if span is None:
         return False

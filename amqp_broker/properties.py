@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import struct
 
-from pamqp import encode as pencode
-
 from . import tables
 
 # Property order and wire types, highest flag bit first (AMQP 0-9-1 basic class).
@@ -202,8 +200,8 @@ def splice(header: bytes, props: Properties, index: int, encoded: bytes | None) 
 
 def strip_header(header: bytes, props: Properties, name: bytes) -> bytes | None:
     """`header` with the entries named `name` (e.g. b"BCC") removed from its headers table,
-    every other byte kept; None when the table has no such entry. `props` must come from
-    Properties.checked (the table is well-formed)."""
+    every other byte kept; None when the table has no such entry. The table must be
+    well-formed (Properties.checked saw it on publish)."""
     span = props.spans[HEADERS]
     if span is None:
         return None
@@ -219,4 +217,4 @@ def encode_shortstr(value: str) -> bytes:
 
 
 def encode_table(table: dict) -> bytes:
-    return pencode.field_table(table)
+    return tables.encode_table(table)

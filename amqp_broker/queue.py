@@ -121,8 +121,8 @@ class Queue:
         self.expires = _int_or_none(args.get("x-expires"))
         self.dlx = _text(args.get("x-dead-letter-exchange"))
         self.dlrk = _text(args.get("x-dead-letter-routing-key"))
-        if self.max_length is not None or self.max_bytes is not None:
-            self._drop_head_over_limit()
+        if self._drops_head:
+            self._drop_head_over_limit()  # a lower limit (policy) trims the queue at once
         self.touch()
 
     def attach_store(self, store, store_id: int) -> None:
@@ -206,9 +206,13 @@ class Queue:
             self.ready_bytes += size
         if expires_at is not None:
             self.expirer.schedule(expires_at, self._expire, entry)
-        if limited:
+        if limited and self.overflow == "drop-head":
             self._drop_head_over_limit()
         return True
+
+    @property
+    def _drops_head(self) -> bool:
+        return (self.max_length is not None or self.max_bytes is not None) and self.overflow == "drop-head"
 
     def _would_exceed(self, size: int) -> bool:
         """rabbit_amqqueue_process:would_exceed_queue_length/2 (only ready messages count)."""
@@ -355,7 +359,9 @@ class Queue:
         self.touch()
         self.drain()
 
-    def remove_consumer(self, consumer: "Consumer") -> None:
+    def remove_consumer(self, consumer: "Consumer", drain: bool = True) -> None:
+        """`drain=False` when the caller requeues the consumer's messages first (they must
+        reach the next single active consumer before newer ones)."""
         try:
             self.consumers.remove(consumer)
         except ValueError:
@@ -364,8 +370,10 @@ class Queue:
             self.exclusive_consumer = None
         self._prioritized = any(c.priority for c in self.consumers)
         self.touch()
-        if self.single_active and self.consumers:
-            self.drain()  # the next consumer takes over
+        if drain and self.single_active and self.consumers and not consumer.unacked:
+            # the next consumer takes over; if the old one still has messages in flight it
+            # waits for them to be settled or requeued, so the order is kept (as RabbitMQ)
+            self.drain()
 
     # -- basic.get -----------------------------------------------------------------------------
 
@@ -515,7 +523,7 @@ class Queue:
                 self.ready.requeue(back)
             else:
                 requeue_into(self.ready, back)
-        if self.max_length is not None or self.max_bytes is not None:
+        if self._drops_head:  # reject-publish never drops what is already queued
             self._drop_head_over_limit()
         self.drain()
 

@@ -37,6 +37,9 @@ __all__ = [
     "decode_array",
     "check_table",
     "remove_key",
+    "encode_table",
+    "encode_array",
+    "encode_value",
 ]
 
 
@@ -143,7 +146,7 @@ def _decode(buf, pos: int, end: int, is_table: bool, typed: bool):
         letter = buf[pos]
         pos += 1
         if letter == _V:
-            if not is_table and not typed:
+            if not is_table and (stack or not typed):
                 # arrays of voids: skip the whole run at once
                 run_end = _V_RUN(buf, pos, end).end()
                 if run_end > pos:
@@ -330,3 +333,131 @@ def _skip_value(buf, pos: int, end: int) -> int:
     if size is not None:
         return pos + 1 + size
     return pos + 5 + _U32(buf, pos + 1)[0]
+
+
+# -- encoding -------------------------------------------------------------------------------
+#
+# For tables the broker has to write itself (stored declare/bind arguments). The type chosen
+# for each value is pamqp's (so ordinary tables encode byte for byte as pamqp would, keys of
+# nested tables sorted), extended to what pamqp cannot encode: keys that are not UTF-8
+# (surrogate escapes), bytes (a longstr that was not UTF-8), RawTimestamp, integers up to
+# 2**64-1 ('L'), decimals with an unsigned 32-bit mantissa, and any nesting depth.
+
+_P_U32 = struct.Struct(">I").pack
+_P_SCALE_SIGNED = struct.Struct(">Bi").pack
+_P_SCALE_UNSIGNED = struct.Struct(">BI").pack
+_DONE = object()
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def encode_value(value) -> bytes:
+    """One table value, type letter first (not for tables/arrays: see encode_table)."""
+    return _encode_scalar(value)
+
+
+def _encode_scalar(value) -> bytes:
+    if isinstance(value, bool):
+        return b"t\x01" if value else b"t\x00"
+    if isinstance(value, RawTimestamp):
+        return b"T" + struct.pack(">Q", value)
+    if isinstance(value, int):
+        if -128 <= value <= 127:
+            return b"b" + struct.pack(">b", value)
+        if -32768 <= value <= 32767:
+            return b"s" + struct.pack(">h", value)
+        if 0 <= value <= 65535:
+            return b"u" + struct.pack(">H", value)
+        if -(2**31) <= value < 2**31:
+            return b"I" + struct.pack(">i", value)
+        if 0 <= value < 2**32:
+            return b"i" + struct.pack(">I", value)
+        if -(2**63) <= value < 2**63:
+            return b"l" + struct.pack(">q", value)
+        if 0 <= value < 2**64:
+            return b"L" + struct.pack(">Q", value)
+        raise TypeError(f"integer out of range: {value}")
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        if not isinstance(exponent, int):
+            raise TypeError(f"cannot encode {value} as a decimal")
+        if exponent > 0:
+            scale, mantissa = 0, int(value)
+        else:
+            scale, mantissa = -exponent, int(value.scaleb(-exponent))
+        if not 0 <= scale <= 255:
+            raise TypeError("decimal scale out of range")
+        if -(2**31) <= mantissa < 2**31:
+            return b"D" + _P_SCALE_SIGNED(scale, mantissa)
+        if 0 <= mantissa < 2**32:
+            return b"D" + _P_SCALE_UNSIGNED(scale, mantissa)
+        raise TypeError("decimal mantissa out of range")
+    if isinstance(value, float):
+        return b"f" + struct.pack(">f", value)  # pamqp's choice (RabbitMQ would keep a 'd')
+    if isinstance(value, str):
+        raw = _utf8(value)
+        return b"S" + _P_U32(len(raw)) + raw
+    if isinstance(value, bytes):
+        return b"S" + _P_U32(len(value)) + value
+    if isinstance(value, (bytearray, memoryview)):
+        return b"x" + _P_U32(len(value)) + bytes(value)
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            value = value.replace(tzinfo=_UTC)
+        return b"T" + struct.pack(">Q", int(value.timestamp()))
+    if value is None:
+        return b"V"
+    raise TypeError(f"cannot encode {type(value).__name__} in a field table")
+
+
+def _encode(root, is_table: bool) -> bytes:
+    out = bytearray()
+    stack = []
+
+    def open_container(value, table: bool) -> None:
+        stack.append((iter(sorted(value.items(), key=_first) if table else value), table, len(out)))
+        out.extend(b"\x00\x00\x00\x00")
+
+    open_container(root, is_table)
+    while stack:
+        items, table, start = stack[-1]
+        item = next(items, _DONE)
+        if item is _DONE:
+            stack.pop()
+            out[start : start + 4] = _P_U32(len(out) - start - 4)
+            continue
+        if table:
+            key, value = item
+            raw = _utf8(str(key))
+            out.append(len(raw))
+            out.extend(raw)
+        else:
+            value = item
+        if isinstance(value, dict):
+            out.append(_F)
+            open_container(value, True)
+        elif isinstance(value, (list, tuple)):
+            out.append(_A)
+            open_container(value, False)
+        else:
+            out.extend(_encode_scalar(value))
+    return bytes(out)
+
+
+def _first(item):
+    return item[0]
+
+
+def encode_table(table: dict | None) -> bytes:
+    """A wire field table (length prefix included) for a decoded table. Iterative."""
+    return _encode(table or {}, True)
+
+
+def encode_array(array) -> bytes:
+    """A wire field array (length prefix included). Iterative."""
+    return _encode(array or [], False)

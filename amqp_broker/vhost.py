@@ -79,10 +79,14 @@ class VHost:
         if existing is None:
             if name.startswith("amq."):
                 raise errors.access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            from .exchanges import ExchangeArgumentError
+
             try:
                 ex = make_exchange(type_name, name, durable, auto_delete, internal, arguments)
             except KeyError:
                 raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'") from None
+            except ExchangeArgumentError as exc:  # the type's validate/1 (x-delayed-type)
+                raise AMQPError(exc.code, str(exc)) from None
             ex.typed_arguments = typed
             self.exchanges[name] = ex
             if self.policies is not None:

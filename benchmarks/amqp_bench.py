@@ -15,6 +15,7 @@ Usage (see benchmarks/README.md)::
 
     python benchmarks/amqp_bench.py --url rabbitmq=amqp://guest:guest@127.0.0.1:5673/
     python benchmarks/amqp_bench.py --start-own --url rabbitmq=amqp://guest:guest@127.0.0.1:5673/
+    python benchmarks/amqp_bench.py --start-own --scenario ttl   # TTL cost, expiry lateness
 
 Function API (used by tests/test_benchmark_smoke.py)::
 
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -64,7 +66,7 @@ M_NACK = (60 << 16) | 120
 
 # basic properties flags
 P_CONTENT_TYPE, P_CONTENT_ENCODING, P_HEADERS, P_DELIVERY_MODE = 1 << 15, 1 << 14, 1 << 13, 1 << 12
-P_PRIORITY, P_CORRELATION_ID, P_REPLY_TO = 1 << 11, 1 << 10, 1 << 9
+P_PRIORITY, P_CORRELATION_ID, P_REPLY_TO, P_EXPIRATION = 1 << 11, 1 << 10, 1 << 9, 1 << 8
 
 DEFAULT_FRAME_MAX = 131072
 
@@ -176,9 +178,10 @@ class Channel:
 
     # convenience wrappers (rare methods, pamqp)
     async def queue_declare(self, queue="", durable=False, exclusive=False, auto_delete=False,
-                            passive=False) -> C.Queue.DeclareOk:
+                            passive=False, arguments=None) -> C.Queue.DeclareOk:
         return await self.call(C.Queue.Declare(queue=queue, durable=durable, exclusive=exclusive,
-                                               auto_delete=auto_delete, passive=passive),
+                                               auto_delete=auto_delete, passive=passive,
+                                               arguments=arguments),
                                (C.Queue.DeclareOk,))
 
     async def queue_delete(self, queue):
@@ -505,6 +508,10 @@ class ConfirmPublisher:
         k = min(self.window - (self.published - self.acked - self.nacked), self.count - self.published)
         if k <= 0 or (not force and k < self.min_batch and k < self.count - self.published):
             return
+        self._write(k)
+
+    def _write(self, k: int) -> None:
+        """Write the next `k` messages in one transport.write."""
         if self.numbered:
             pre, post, pack, parts = self._pre, self._post, _U64_pack, []
             for i in range(self.published, self.published + k):
@@ -623,6 +630,64 @@ class CountingConsumer:
         if self.received >= self.expected and not self.done.done():
             self.t_done = time.perf_counter()
             self.done.set_result(None)
+
+
+class TtlPublisher(ConfirmPublisher):
+    """Publishes one transient message per entry of `ttls` (milliseconds), with confirms. The body
+    starts with perf_counter_ns() of the write (8 bytes; one stamp per batch, the batch is
+    written at once) followed by the message's TTL (4 bytes), so a dead-letter consumer can tell
+    when it was due. With per_message=True each message carries its TTL as the `expiration`
+    property; otherwise the TTL is only recorded in the body (queue-level x-message-ttl, or
+    none). The frames are built once per distinct TTL; a batch joins the templates it needs."""
+
+    def __init__(self, chan: Channel, exchange: str, routing_key: str, size: int, ttls: list[int],
+                 window: int, per_message: bool):
+        size = max(12, size)
+        super().__init__(chan, exchange, routing_key, size, len(ttls), window)
+        method = method_publish(chan.id, exchange.encode(), routing_key.encode())
+        templates = {}
+        for ttl in set(ttls):
+            flags, props = P_DELIVERY_MODE, b"\x01"
+            if per_message:
+                flags |= P_EXPIRATION
+                props += _shortstr(str(ttl).encode())
+            body = bytes(8) + struct.pack(">I", ttl) + bytes(size - 12)
+            msg = method + content_frames(chan.id, flags, props, body, self.conn.frame_max)
+            off = len(method) + 7 + 14 + len(props) + 1 + 7   # first body byte
+            templates[ttl] = (msg[:off], msg[off + 8:])
+        self._seq = [templates[t] for t in ttls]
+
+    def _write(self, k: int) -> None:
+        stamp = _U64_pack(time.perf_counter_ns())
+        parts = []
+        for pre, post in self._seq[self.published:self.published + k]:
+            parts += (pre, stamp, post)
+        self.conn.transport.write(b"".join(parts))
+        self.published += k
+
+
+class LatenessConsumer(CountingConsumer):
+    """Counts dead-lettered messages from a TtlPublisher and records, per message, its expiry
+    lateness in ns: arrival (perf_counter_ns when its body frame is parsed) - (publish stamp +
+    TTL), both read from the first 12 body bytes; and the first and last arrival times."""
+
+    def __init__(self, chan: Channel, expected: int, ack_every: int = 1, no_ack: bool = True):
+        super().__init__(chan, expected, ack_every, no_ack=no_ack)
+        self.late: list[int] = []
+        self.t_first_ns = self.t_last_ns = 0
+
+    def on_body(self, buf, p, size):
+        if self.first:
+            self.first = False
+            now = self.t_last_ns = time.perf_counter_ns()
+            if not self.t_first_ns:
+                self.t_first_ns = now
+            if size >= 12:
+                self.late.append(now - _U64_unpack(buf, p)[0] - _U32_unpack(buf, p + 8)[0] * 1_000_000)
+        self.remaining -= size
+        if self.remaining <= 0:
+            self.received += 1
+            self.complete_tag = self.last_tag
 
 
 class MessageConsumer:
@@ -831,9 +896,17 @@ class _Run:
         self.admin = await conn.channel()
         return self.admin
 
-    async def declare_queue(self, q, durable=False):
-        await self.admin.queue_declare(q, durable=durable)
+    async def declare_queue(self, q, durable=False, arguments=None):
+        await self.admin.queue_declare(q, durable=durable, arguments=arguments)
         self.queues.append(q)
+
+    async def delete_queue(self, q):
+        await self.admin.queue_delete(q)
+        self.queues.remove(q)
+
+    async def delete_exchange(self, x):
+        await self.admin.exchange_delete(x)
+        self.exchanges.remove(x)
 
     async def declare_exchange(self, x, typ, durable=False):
         await self.admin.exchange_declare(x, typ, durable=durable)
@@ -1136,6 +1209,153 @@ async def _backlog(r: _Run, o: dict) -> dict:
                     "delivered": cons.received, "out_of_order": cons.disorder})
 
 
+EARLY_TOLERANCE_MS = 5.0   # a dead-letter arriving more than this before its due time is "early"
+
+
+def ttl_values(lo: int, hi: int, distinct: int) -> list[int]:
+    """`distinct` TTLs (ms) evenly spaced from lo to hi inclusive."""
+    if lo <= 0 or hi < lo:
+        raise ValueError(f"bad TTL range {lo}..{hi} ms")
+    if distinct <= 1 or hi == lo:
+        return [lo]
+    return sorted({round(lo + (hi - lo) * i / (distinct - 1)) for i in range(distinct)})
+
+
+async def _ttl_publish(r: _Run, queue: str, ttls: list[int], per_message: bool, o: dict,
+                       clock: bool = False) -> TtlPublisher:
+    """Publish one message per TTL into `queue` on a fresh connection; returns the finished
+    publisher (t0..t_done is first write to last confirm)."""
+    conn = await r.connect("publisher")
+    ch = await conn.channel()
+    await ch.confirm_select()
+    pub = TtlPublisher(ch, "", queue, o["size"], ttls, o["window"], per_message)
+    if clock:
+        r.start_clock()
+    pub.start()
+    await r.wait([pub.done], pub.progress,
+                 lambda: f"{queue}: " + "published %d, confirmed %d, nacked %d" % pub.progress())
+    await conn.close()
+    r.conns.remove(conn)
+    return pub
+
+
+async def _ttl_plain(r: _Run, label: str, ttls: list[int], o: dict) -> TtlPublisher:
+    q = r.name(label)
+    await r.declare_queue(q)
+    pub = await _ttl_publish(r, q, ttls, False, o)
+    await r.delete_queue(q)
+    rate = pub.acked / (pub.t_done - pub.t0)
+    print(f"    {label}: {rate:,.0f} msg/s", file=sys.stderr, flush=True)
+    return pub
+
+
+async def _ttl_expiring(r: _Run, label: str, ttls: list[int], per_message: bool,
+                        queue_ttl: int | None, o: dict, m: dict) -> dict:
+    """Publish into a queue whose x-dead-letter-exchange is a fanout exchange bound to a
+    dead-letter queue, consumed (no-ack) from the start; then wait until every message has been
+    dead-lettered, or until the last confirm + max TTL + ttl_margin. Fills `m` with the publish
+    rate and the lateness of the dead-letters; returns the counts."""
+    n = len(ttls)
+    dlx, dlq, q = r.name(f"{label}-dlx"), r.name(f"{label}-dlq"), r.name(label)
+    await r.declare_exchange(dlx, "fanout")
+    await r.declare_queue(dlq)
+    await r.admin.queue_bind(dlq, dlx)
+    args = {"x-dead-letter-exchange": dlx}
+    if queue_ttl is not None:
+        args["x-message-ttl"] = queue_ttl
+    await r.declare_queue(q, arguments=args)
+    cconn = await r.connect("dead-letter consumer")
+    cch = await cconn.channel()
+    cons = LatenessConsumer(cch, n)
+    await cch.consume(dlq, cons, no_ack=True)
+    pub = await _ttl_publish(r, q, ttls, per_message, o, clock=(label == "ttl"))
+    if label == "ttl":
+        r.stop_clock(m)   # CPU over the timed publish of the mixed-TTL run
+    rate = pub.acked / (pub.t_done - pub.t0)
+    prefix = "" if label == "ttl" else label + " "
+    m[f"{prefix}publish msg/s"] = rate
+
+    # bounded wait for the dead-letters: RabbitMQ expires per-message TTLs only at the head of
+    # the queue, so with mixed TTLs some arrive late; never wait for ever
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() - (time.perf_counter() - pub.t_done) + max(ttls) / 1000 + o["ttl_margin"]
+    while not cons.done.done():
+        for c in r.conns:
+            if c.error is not None:
+                raise BenchError(f"{c.error} [progress: {label}: {cons.received} of {n} "
+                                 f"dead-lettered]") from c.error
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        await asyncio.wait([cons.done] + [c.closed for c in r.conns if not c.closed.done()],
+                           timeout=min(1.0, left), return_when=asyncio.FIRST_COMPLETED)
+    left_in_queue = (await r.admin.queue_declare(q, passive=True)).message_count
+    await cconn.close()
+    r.conns.remove(cconn)
+    await r.delete_queue(q)
+    await r.delete_queue(dlq)
+    await r.delete_exchange(dlx)
+
+    m[f"{prefix}dead-lettered"] = cons.received
+    if cons.received > 1 and cons.t_last_ns > cons.t_first_ns:
+        m[f"{prefix}dead-letter msg/s"] = (cons.received - 1) / ((cons.t_last_ns - cons.t_first_ns) / 1e9)
+    late = sorted(cons.late)
+    early = sum(1 for v in late if v < -EARLY_TOLERANCE_MS * 1e6)
+    if late:
+        m[f"{prefix}lateness p50 ms"] = _percentile(late, 0.50) / 1e6
+        m[f"{prefix}lateness p99 ms"] = _percentile(late, 0.99) / 1e6
+        m[f"{prefix}lateness max ms"] = late[-1] / 1e6
+    m[f"{prefix}early"] = early
+    msg = (f"    {label}: {rate:,.0f} msg/s; dead-lettered {cons.received:,} of {n:,}"
+           + (f", lateness p50 {late[len(late) // 2] / 1e6:.1f} ms, max {late[-1] / 1e6:.1f} ms"
+              if late else "")
+           + (f", {early} early" if early else "")
+           + (f", {left_in_queue:,} still in the queue" if left_in_queue else ""))
+    print(msg, file=sys.stderr, flush=True)
+    return {"published": pub.published, "confirmed": pub.acked, "nacked": pub.nacked,
+            "dead_lettered": cons.received, "early": early, "left_in_queue": left_in_queue,
+            "min_lateness_ms": late[0] / 1e6 if late else None}
+
+
+async def _ttl(r: _Run, o: dict) -> dict:
+    """Per-publish cost of TTLs and expiry lateness: see the README (scenario `ttl`)."""
+    await r.setup()
+    n = o["count"]
+    values = ttl_values(o["ttl_min"], o["ttl_max"], o["ttl_distinct"])
+    mixed = random.Random(o["ttl_seed"]).choices(values, k=n)
+    queue_ttl = (o["ttl_min"] + o["ttl_max"]) // 2
+    t0 = time.perf_counter()
+    m: dict = {}
+    # plain publish twice, before and after the TTL runs; the faster one is the baseline, so
+    # that warm-up (heap growth...) cannot flatter the ratio
+    plain1 = await _ttl_plain(r, "ttl-plain", [queue_ttl] * n, o)
+    c_mixed = await _ttl_expiring(r, "ttl", mixed, True, None, o, m)
+    c_queue = await _ttl_expiring(r, "queue-ttl", [queue_ttl] * n, False, queue_ttl, o, m)
+    plain2 = await _ttl_plain(r, "ttl-plain2", [queue_ttl] * n, o)
+    plain_rates = [p.acked / (p.t_done - p.t0) for p in (plain1, plain2)]
+    base = max(plain_rates)
+    out = {"plain publish msg/s": base}
+    out.update(m)
+    out["ttl publish / plain publish"] = m["publish msg/s"] / base
+    out["queue-ttl publish / plain publish"] = m["queue-ttl publish msg/s"] / base
+    out["ttl publish msg/s"] = out.pop("publish msg/s")
+    order = [k for k, _ in METRICS["ttl"]]
+    out = {**{k: out[k] for k in order if k in out}, **{k: v for k, v in out.items() if k not in order}}
+    pubs = (plain1, plain2)
+    counts = {"published": n,
+              "confirmed": min([p.acked for p in pubs] + [c_mixed["confirmed"], c_queue["confirmed"]]),
+              "nacked": sum(p.nacked for p in pubs) + c_mixed["nacked"] + c_queue["nacked"],
+              "dead_lettered": c_mixed["dead_lettered"], "early": c_mixed["early"],
+              "left_in_queue": c_mixed["left_in_queue"],
+              "queue_ttl_dead_lettered": c_queue["dead_lettered"], "queue_ttl_early": c_queue["early"],
+              "queue_ttl_left_in_queue": c_queue["left_in_queue"]}
+    return _result("", r.url, time.perf_counter() - t0, out, counts,
+                   plain_publish_runs=plain_rates, ttl_values_ms=values, queue_ttl_ms=queue_ttl,
+                   ttl_margin_s=o["ttl_margin"],
+                   min_lateness_ms={"ttl": c_mixed["min_lateness_ms"],
+                                    "queue-ttl": c_queue["min_lateness_ms"]})
+
+
 SCENARIOS = {
     "publish-confirm": lambda r, o: _publish_confirm(r, o, False),
     "publish-confirm-persistent": lambda r, o: _publish_confirm(r, o, True),
@@ -1146,9 +1366,11 @@ SCENARIOS = {
     "rpc": lambda r, o: _rpc(r, o, False),
     "rpc-direct": lambda r, o: _rpc(r, o, True),
     "backlog": _backlog,
+    "ttl": _ttl,
 }
 #: what `--scenario all` runs (rpc-direct uses RabbitMQ's amq.rabbitmq.reply-to extension; add it
-#: explicitly or with --direct-reply-to; backlog takes minutes: --scenario backlog)
+#: explicitly or with --direct-reply-to; backlog takes minutes: --scenario backlog; ttl spends
+#: most of its time waiting for TTLs to run out: --scenario ttl)
 ALL_SCENARIOS = ["publish-confirm", "publish-confirm-persistent", "consume", "e2e", "fanout",
                  "rpc", "e2e-persistent"]
 
@@ -1164,6 +1386,15 @@ METRICS = {
     "rpc-direct": [("round trips/s", True), ("p50 ms", False), ("p99 ms", False)],
     "backlog": [("publish msg/s", True), ("consume msg/s", True), ("peak RSS publish MB", False),
                 ("RSS after publish MB", False), ("peak RSS consume MB", False)],
+    "ttl": [("plain publish msg/s", True),
+            ("ttl publish msg/s", True), ("ttl publish / plain publish", True),
+            ("dead-lettered", True), ("dead-letter msg/s", True), ("lateness p50 ms", False), ("lateness p99 ms", False),
+            ("lateness max ms", False), ("early", False),
+            ("queue-ttl publish msg/s", True), ("queue-ttl publish / plain publish", True),
+            ("queue-ttl dead-lettered", True), ("queue-ttl dead-letter msg/s", True),
+            ("queue-ttl lateness p50 ms", False),
+            ("queue-ttl lateness p99 ms", False), ("queue-ttl lateness max ms", False),
+            ("queue-ttl early", False)],
 }
 INFO_METRICS = [("client CPU %", False), ("broker CPU %", False),
                 ("RSS before MB", False)]  # shown, never ratio'd
@@ -1172,14 +1403,23 @@ INFO_METRICS = [("client CPU %", False), ("broker CPU %", False),
 async def run_scenario(name: str, url: str, count: int = 200_000, size: int = 100, *,
                        window: int = 1000, prefetch: int = 1000, fanout_queues: int = 10,
                        rpc_count: int | None = None, timeout: float = 300.0,
-                       stall_timeout: float = 30.0, broker_pid: int | None = None) -> dict:
+                       stall_timeout: float = 30.0, broker_pid: int | None = None,
+                       ttl_min: int = 2000, ttl_max: int = 8000, ttl_distinct: int = 25,
+                       ttl_seed: int = 1, ttl_margin: float = 15.0) -> dict:
     """Run one scenario against `url`; returns {"scenario", "url", "elapsed_s", "metrics",
     "counts"}. Raises BenchError (or BrokerClosed) if the broker misbehaves; queues/exchanges
-    created by the run are deleted in any case (best effort)."""
+    created by the run are deleted in any case (best effort). The ttl_* options are for `ttl`:
+    per-message TTLs are drawn (seeded) from `ttl_distinct` values spread over
+    ttl_min..ttl_max ms, and dead-letters are awaited until max TTL + ttl_margin seconds after
+    the last confirm."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
     o = {"count": count, "size": size, "window": window, "prefetch": max(1, prefetch),
-         "fanout_queues": fanout_queues, "rpc_count": rpc_count if rpc_count else count}
+         "fanout_queues": fanout_queues, "rpc_count": rpc_count if rpc_count else count,
+         "ttl_min": ttl_min, "ttl_max": ttl_max, "ttl_distinct": ttl_distinct,
+         "ttl_seed": ttl_seed, "ttl_margin": ttl_margin}
+    if name == "ttl":
+        ttl_values(ttl_min, ttl_max, ttl_distinct)  # validate before connecting
     r = _Run(url, timeout, stall_timeout, broker_pid)
     try:
         res = await asyncio.wait_for(SCENARIOS[name](r, o), timeout + 60)
@@ -1351,7 +1591,9 @@ async def _amain(args, urls) -> int:
                     res = await run_scenario(sc, url, count, args.size, window=args.window,
                                              prefetch=args.prefetch, fanout_queues=args.fanout_queues,
                                              timeout=args.timeout, stall_timeout=args.stall_timeout,
-                                             broker_pid=pids.get(name))
+                                             broker_pid=pids.get(name), ttl_min=args.ttl_min,
+                                             ttl_max=args.ttl_max, ttl_distinct=args.ttl_distinct,
+                                             ttl_seed=args.ttl_seed, ttl_margin=args.ttl_margin)
                     bad = _count_problems(res)
                     if bad:
                         res["warning"] = bad
@@ -1370,6 +1612,9 @@ async def _amain(args, urls) -> int:
     print(f"count={args.count} (fanout: {_cli_count('fanout', args)} x {args.fanout_queues} queues, "
           f"rpc: {_cli_count('rpc', args)}"
           + (f", backlog: {args.backlog_count}" if "backlog" in scenarios else "")
+          + (f", ttl: {args.ttl_count} with TTLs {args.ttl_min}-{args.ttl_max} ms "
+             f"({args.ttl_distinct} values, seed {args.ttl_seed}), queue-ttl "
+             f"{(args.ttl_min + args.ttl_max) // 2} ms" if "ttl" in scenarios else "")
           + f") size={args.size}B window={args.window} "
           f"prefetch={args.prefetch} repeat={args.repeat} ({args.pick}); "
           f"↑ higher is better, ↓ lower is better")
@@ -1398,6 +1643,8 @@ def _cli_count(sc: str, args) -> int:
         return args.fanout_count or max(1, args.count // max(1, args.fanout_queues))
     if sc == "backlog":
         return args.backlog_count
+    if sc == "ttl":
+        return args.ttl_count
     return args.count
 
 
@@ -1414,6 +1661,14 @@ def _count_problems(res: dict) -> str:
         probs.append(f"{c['out_of_order']} delivered out of order")
     if res.get("scenario") == "backlog" and c.get("delivered") is not None and c["delivered"] != c["confirmed"]:
         probs.append(f"{c['delivered']} of {c['confirmed']} confirmed messages delivered")
+    if res.get("scenario") == "ttl":
+        for pre, label in (("", "ttl"), ("queue_ttl_", "queue-ttl")):
+            if c[pre + "dead_lettered"] != c["published"]:
+                probs.append(f"{label}: {c[pre + 'dead_lettered']} of {c['published']} dead-lettered "
+                             f"within max TTL + {res.get('ttl_margin_s', '?')} s")
+            if c[pre + "early"]:
+                probs.append(f"{label}: {c[pre + 'early']} dead-lettered more than "
+                             f"{EARLY_TOLERANCE_MS:g} ms before their TTL")
     return ", ".join(probs)
 
 
@@ -1445,6 +1700,16 @@ def main(argv=None) -> int:
     p.add_argument("--prefetch", type=int, default=1000, help="consumer prefetch (acks every prefetch/2)")
     p.add_argument("--backlog-count", type=int, default=2_000_000,
                    help="messages in the backlog scenario (default 2000000)")
+    p.add_argument("--ttl-count", type=int, default=100_000,
+                   help="messages per run in the ttl scenario (default 100000)")
+    p.add_argument("--ttl-min", type=int, default=2000, help="ttl: shortest per-message TTL, ms")
+    p.add_argument("--ttl-max", type=int, default=8000, help="ttl: longest per-message TTL, ms")
+    p.add_argument("--ttl-distinct", type=int, default=25,
+                   help="ttl: distinct TTL values, evenly spread over min..max (default 25)")
+    p.add_argument("--ttl-seed", type=int, default=1, help="ttl: seed of the TTL draw")
+    p.add_argument("--ttl-margin", type=float, default=15.0,
+                   help="ttl: wait for dead-letters until max TTL + this many seconds after the "
+                        "last confirm (default 15)")
     p.add_argument("--fanout-queues", type=int, default=10)
     p.add_argument("--fanout-count", type=int, default=None,
                    help="publishes for fanout (default count / fanout-queues, so that about "

@@ -7,7 +7,8 @@ handled by the caller, not here.
 """
 from __future__ import annotations
 
-from .base import BindingError, Exchange
+from .base import BindingError, Exchange, ExchangeArgumentError
+from .delayed import DelayedMessageExchange
 from .direct import DirectExchange
 from .fanout import FanoutExchange
 from .headers import HeadersExchange
@@ -16,16 +17,19 @@ from .topic import TopicExchange
 __all__ = [
     "Exchange",
     "BindingError",
+    "ExchangeArgumentError",
     "DirectExchange",
     "FanoutExchange",
     "TopicExchange",
     "HeadersExchange",
+    "DelayedMessageExchange",
     "EXCHANGE_TYPES",
     "make_exchange",
 ]
 
 EXCHANGE_TYPES: dict[str, type[Exchange]] = {
-    cls.type_name: cls for cls in (DirectExchange, FanoutExchange, TopicExchange, HeadersExchange)
+    cls.type_name: cls
+    for cls in (DirectExchange, FanoutExchange, TopicExchange, HeadersExchange, DelayedMessageExchange)
 }
 
 
@@ -40,6 +44,8 @@ def make_exchange(
     """Instantiate an exchange of ``type_name``; KeyError if the type is unknown.
 
     (The caller maps the KeyError to RabbitMQ's ``COMMAND_INVALID - invalid exchange type``.)
+    ``arguments`` reach the type, which may refuse them with ExchangeArgumentError (e.g. an
+    ``x-delayed-message`` exchange without a valid ``x-delayed-type``).
     """
     cls = EXCHANGE_TYPES[type_name]
     return cls(name, durable=durable, auto_delete=auto_delete, internal=internal,

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from .freeze import freeze_table
 
-__all__ = ["BindingError", "Exchange"]
+__all__ = ["BindingError", "Exchange", "ExchangeArgumentError"]
 
 # The empty result is shared: routing misses are common (mandatory/AE checks) and must not
 # allocate.
@@ -36,6 +36,19 @@ class BindingError(Exception):
     e.g. ``Invalid x-match field value <<"foo">>; expected all, any, all-with-x, or any-with-x``.
     The caller turns it into a channel close with reply code 406.
     """
+
+
+class ExchangeArgumentError(Exception):
+    """Declare arguments the exchange type refuses (its ``validate``).
+
+    ``code`` is the AMQP reply code RabbitMQ closes with (406 PRECONDITION_FAILED, or 503
+    COMMAND_INVALID for an unknown type named in an argument); ``str(exc)`` is the explanation
+    without the ``NAME - `` prefix. The caller turns it into the close.
+    """
+
+    def __init__(self, code: int, explanation: str) -> None:
+        super().__init__(explanation)
+        self.code = code
 
 
 class Exchange:

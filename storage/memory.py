@@ -18,6 +18,8 @@ class MemoryStore(Store):
         self.queues: dict[tuple[str, str], QueueDef] = {}
         self.bindings: dict[tuple, BindingDef] = {}
         self._policies: dict[tuple[str, str], str] = {}
+        self._delayed: dict[int, tuple] = {}  # row id -> a delayed_messages row
+        self._next_delayed_id = 1
 
     def save_exchange(self, vhost, exchange) -> None:
         self.exchanges[(vhost, exchange.name)] = ExchangeDef(
@@ -58,6 +60,19 @@ class MemoryStore(Store):
 
     def policies(self) -> list[tuple]:
         return [(vhost, name, text) for (vhost, name), text in self._policies.items()]
+
+    def add_delayed(self, row_id, vhost, exchange, routing_key, due_at, header, body) -> int:
+        if row_id is None:
+            row_id = self._next_delayed_id
+        self._next_delayed_id = max(self._next_delayed_id, row_id + 1)
+        self._delayed[row_id] = (row_id, vhost, exchange, routing_key, due_at, bytes(header), bytes(body))
+        return row_id
+
+    def remove_delayed(self, row_id) -> None:
+        self._delayed.pop(row_id, None)
+
+    def delayed(self) -> list[tuple]:
+        return sorted(self._delayed.values(), key=lambda row: (row[4], row[0]))
 
     def load(self) -> Definitions:
         return Definitions(list(self.exchanges.values()), list(self.queues.values()), list(self.bindings.values()))

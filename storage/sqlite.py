@@ -146,7 +146,14 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         self._lock()
         try:
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            connection = aiosqlite.connect(self.path, isolation_level=None)
+            try:
+                self._db = await connection
+            except BaseException:
+                # aiosqlite stops its worker thread on a failed connect; wait for it, or it
+                # would post its last result to an event loop that is already closed
+                await asyncio.get_running_loop().run_in_executor(None, connection._thread.join, 5)
+                raise
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
             await self._db.execute("PRAGMA cache_size=-8000")  # 8 MB page cache: bounded RAM
@@ -273,6 +280,12 @@ class SQLiteStore(Store):
             self._users = [tuple(row) async for row in cur]
         async with db.execute("SELECT vhost, name, definition FROM policies") as cur:
             self._policies = [tuple(row) async for row in cur]
+        async with db.execute(
+            "SELECT id, vhost, exchange, routing_key, due_at, header, body FROM delayed_messages "
+            "ORDER BY due_at, id"
+        ) as cur:
+            self._delayed = [tuple(row) async for row in cur]
+        self._next_delayed_id = max((row[0] for row in self._delayed), default=0) + 1
         self._defs = defs
 
     def load(self) -> Definitions:
@@ -346,6 +359,28 @@ class SQLiteStore(Store):
     def policies(self) -> list[tuple]:
         """(vhost, name, definition json) rows."""
         return list(self._policies)
+
+    def add_delayed(self, row_id: int | None, vhost: str, exchange: str, routing_key: str,
+                    due_at: int, header: bytes, body: bytes) -> int:
+        """A message held by a durable x-delayed-message exchange until `due_at` (epoch ms);
+        `row_id` None picks the next free id. Returns the row id."""
+        if row_id is None:
+            row_id = self._next_delayed_id
+        self._next_delayed_id = max(self._next_delayed_id, row_id + 1)
+        self._def(
+            "INSERT OR REPLACE INTO delayed_messages (id, vhost, exchange, routing_key, due_at, header, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row_id, vhost, exchange, routing_key, due_at, header, body),
+        )
+        return row_id
+
+    def remove_delayed(self, row_id: int) -> None:
+        """The held message was routed (or dropped with its exchange)."""
+        self._def("DELETE FROM delayed_messages WHERE id=?", (row_id,))
+
+    def delayed(self) -> list[tuple]:
+        """(id, vhost, exchange, routing key, due at, header, body) rows held at open, by due time."""
+        return list(self._delayed)
 
     def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str) -> None:
         self._def("INSERT OR REPLACE INTO users (name, salt, password_hash, tags) VALUES (?, ?, ?, ?)",

@@ -48,16 +48,16 @@ class Env:
     def name(self, prefix: str) -> str:
         return f"{prefix}-{self.uid}"
 
-    def queue(self, prefix: str, args: dict | None = None, **kw) -> str:
-        """Declare queue `{prefix}-{uid}` with `args` as x-arguments."""
-        name = self.name(prefix)
+    def queue(self, prefix: str, args: dict | None = None, *, exact: bool = False, **kw) -> str:
+        """Declare queue `{prefix}-{uid}` (or `prefix` itself if exact) with `args`."""
+        name = prefix if exact else self.name(prefix)
         self.ch.queue_declare(name, arguments=args, **kw)
         if name not in self.queues:
             self.queues.append(name)
         return name
 
-    def exchange(self, prefix: str, type: str = "fanout", **kw) -> str:
-        name = self.name(prefix)
+    def exchange(self, prefix: str, type: str = "fanout", *, exact: bool = False, **kw) -> str:
+        name = prefix if exact else self.name(prefix)
         self.ch.exchange_declare(name, type, **kw)
         if name not in self.exchanges:
             self.exchanges.append(name)

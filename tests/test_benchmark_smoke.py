@@ -97,3 +97,40 @@ async def test_backlog_scenario_samples_rss_of_the_given_pid(amqp_url):
     for key in ("peak RSS publish MB", "RSS after publish MB", "peak RSS consume MB"):
         assert 1 < m[key] < 100_000, (key, m)
 
+
+
+@pytest.mark.timeout(90)
+async def test_ttl_scenario_dead_letters_everything_on_time(amqp_url):
+    """`ttl` (not part of `all`: it mostly waits for TTLs to run out), tiny here: 200 messages
+    with per-message TTLs of 100-300 ms, then 200 with a queue-level TTL of 200 ms. Every one
+    is dead-lettered, none early. Lateness is only bounded loosely (RabbitMQ expires
+    per-message TTLs at the queue head only, so with mixed TTLs its lateness is up to the
+    spread of the TTLs)."""
+    assert "ttl" in bench.SCENARIOS and "ttl" not in bench.ALL_SCENARIOS
+    res = await bench.run_scenario("ttl", amqp_url, count=COUNT, size=100, window=50, prefetch=20,
+                                   timeout=60, stall_timeout=15, ttl_min=100, ttl_max=300,
+                                   ttl_distinct=5, ttl_margin=5)
+    c, m = res["counts"], res["metrics"]
+    assert c["published"] == c["confirmed"] == COUNT and c["nacked"] == 0, res
+    assert c["dead_lettered"] == c["queue_ttl_dead_lettered"] == COUNT, res
+    assert c["early"] == c["queue_ttl_early"] == 0, res
+    assert c["left_in_queue"] == c["queue_ttl_left_in_queue"] == 0, res
+    assert res["ttl_values_ms"] == [100, 150, 200, 250, 300] and res["queue_ttl_ms"] == 200
+    for metric, _higher in bench.METRICS["ttl"]:
+        value = m[metric]
+        assert value == value, (metric, res)  # present, not NaN
+    for key in ("plain publish msg/s", "ttl publish msg/s", "queue-ttl publish msg/s",
+                "ttl publish / plain publish", "queue-ttl publish / plain publish"):
+        assert m[key] > 0, (key, m)
+    for pre in ("", "queue-ttl "):
+        assert -bench.EARLY_TOLERANCE_MS <= m[pre + "lateness p50 ms"] <= m[pre + "lateness p99 ms"] \
+            <= m[pre + "lateness max ms"] < 5000, (pre, m)
+    assert bench._count_problems(res) == "", res
+
+
+def test_ttl_values_are_spread_and_validated():
+    assert bench.ttl_values(2000, 8000, 25)[:3] == [2000, 2250, 2500]
+    assert bench.ttl_values(2000, 8000, 25)[-1] == 8000 and len(bench.ttl_values(2000, 8000, 25)) == 25
+    assert bench.ttl_values(500, 500, 10) == [500]
+    with pytest.raises(ValueError):
+        bench.ttl_values(0, 100, 3)

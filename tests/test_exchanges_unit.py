@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from amqp_broker.exchanges import (
+    DelayedMessageExchange,
     EXCHANGE_TYPES,
     BindingError,
     DirectExchange,
@@ -33,6 +34,7 @@ def test_exchange_types_registry():
         "fanout": FanoutExchange,
         "topic": TopicExchange,
         "headers": HeadersExchange,
+        "x-delayed-message": DelayedMessageExchange,
     }
     for name, cls in EXCHANGE_TYPES.items():
         assert cls.type_name == name
@@ -52,7 +54,7 @@ def test_make_exchange_attributes():
     assert make_exchange("fanout", "f", arguments=None).arguments == {}
 
 
-@pytest.mark.parametrize("bad", ["x-consistent-hash", "Direct", "", "x-delayed-message"])
+@pytest.mark.parametrize("bad", ["x-consistent-hash", "Direct", "", "x-delayed"])
 def test_make_exchange_unknown_type(bad):
     with pytest.raises(KeyError):
         make_exchange(bad, "x")

@@ -12,6 +12,13 @@ Facts recorded from RabbitMQ 3.10.8 that the reference doc does not spell out:
 - x-max-length 0: every message overflows at once (dead-lettered with reason maxlen if a DLX).
 - x-single-active-consumer must be a bool: {unacceptable_type,longstr|signedint}. The passive
   declare-ok consumer_count counts all registered consumers, not just the active one.
+- A requeue is subject to drop-head: the requeued message is back at the head, so it is the one
+  dropped (dead-lettered, reason maxlen). Under reject-publish a requeue may exceed the limit.
+- Quirk NOT asserted here: on 3.10, when the active SAC consumer is cancelled while its channel
+  still holds unacked messages, the ready backlog is not handed to the next consumer until
+  something else kicks the queue (e.g. that channel closing), and new publishes go straight to
+  the new active consumer, overtaking the backlog. The tests only cancel consumers with nothing
+  pending, so either behaviour passes.
 - x-priority on basic.consume: any integer (2**40 accepted); a string/bool is refused with
   `invalid arg 'x-priority' for queue ...: "expected integer, got longstr"`.
 """
