@@ -481,6 +481,19 @@ class Channel:
                 msg.persistent = True
             elif mode != 1:
                 raise errors.precondition(f"invalid message: {{delivery_mode_unknown,{mode}}}")
+        elif (
+            size > 16 and header[13] == 0 and (header[12] == 0x11 or header[12] == 0x01)
+            and size == (16 if header[12] == 0x11 else 15) + header[15 if header[12] == 0x11 else 14]
+            and (header[12] == 0x01 or header[14] in (1, 2))
+        ):
+            # the TTL case, [delivery-mode and] expiration alone: the list is well-formed
+            # when the expiration shortstr ends exactly at the end of the header
+            if header[12] == 0x11:
+                msg.persistent = header[14] == 2
+                text = header[16:]
+            else:
+                text = header[15:]
+            msg.ttl = parse_expiration(text.decode("utf-8", "surrogateescape"))
         elif size != 14 or header[12] or header[13]:  # properties, or a malformed list
             try:
                 props = msg._props = Properties.checked(header)

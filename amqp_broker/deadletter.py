@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import rawtable
 from .message import Message
-from .properties import EXPIRATION, HEADERS, Properties, splice
+from .properties import EXPIRATION, HEADERS, Properties, splice_many
 
 if TYPE_CHECKING:  # pragma: no cover
     from .queue import Queue
@@ -24,6 +24,7 @@ X_DEATH = b"x-death"
 _QUEUE = b"queue"
 _REASON = b"reason"
 _COUNT = b"count"
+_REWRITTEN: dict = {}  # (header, reason, queue, exchange, routing key, second, drop CC) -> result
 
 
 def death_routing_keys(msg: Message) -> list[str]:
@@ -39,9 +40,11 @@ def header_cc(entries: list) -> list[str]:
 
 
 def rewrite_header(header: bytes, reason: str, queue: str, exchange: str, routing_key: str,
-                   now: int, drop_cc: bool) -> bytes:
+                   now: int, drop_cc: bool) -> tuple[bytes, list[tuple[str | None, str | None]]]:
     """The content header of the dead-lettered copy: x-death updated, expiration moved into
-    x-death's original-expiration, CC removed when the queue sets a dead-letter routing key."""
+    x-death's original-expiration, CC removed when the queue sets a dead-letter routing key.
+    Also returns the deaths recorded in the new x-death, newest first, as (queue, reason)
+    pairs, for cycle detection without parsing the header again."""
     props = Properties.checked(header)
     span = props.spans[HEADERS]
     entries = rawtable.entries(header[span[0] : span[1]]) if span else []
@@ -60,24 +63,30 @@ def rewrite_header(header: bytes, reason: str, queue: str, exchange: str, routin
         # First death: the x-first-death-* headers are added and never change afterwards.
         if index >= 0:
             del entries[index]
-        entries = [
+        entries += [
             (b"x-first-death-exchange", "S", rawtable.longstr(exchange)),
             (b"x-first-death-queue", "S", rawtable.longstr(queue)),
             (b"x-first-death-reason", "S", rawtable.longstr(reason)),
-        ] + entries
+        ]
         death = [(_COUNT, "l", rawtable.long(1))] + info
         entries.append((X_DEATH, "A", rawtable.array([("F", rawtable.table(death))])))
+        deaths = [(queue, reason)]
     else:
-        deaths = rawtable.items(entries[index][2])
         match = None
         others = []
-        for letter, raw in deaths:
-            if match is None and letter == "F":
-                fields = rawtable.entries(raw)
-                if _field_str(fields, _QUEUE) == queue and _field_str(fields, _REASON) == reason:
-                    match = fields
-                    continue
+        deaths = [(queue, reason)]
+        for letter, raw in rawtable.items(entries[index][2]):
+            if letter != "F":
+                others.append((letter, raw))
+                deaths.append((None, None))  # not a death record: ends cycle detection
+                continue
+            fields = rawtable.entries(raw)
+            old = (_field_str(fields, _QUEUE), _field_str(fields, _REASON))
+            if match is None and old == (queue, reason):
+                match = fields
+                continue
             others.append((letter, raw))
+            deaths.append(old)
         if match is None:
             death = [(_COUNT, "l", rawtable.long(1))] + info
         else:
@@ -87,18 +96,22 @@ def rewrite_header(header: bytes, reason: str, queue: str, exchange: str, routin
                 if key == _COUNT and letter in "bBsuIilL":
                     raw, letter = rawtable.long(rawtable.read_long(letter, raw) + 1), "l"
                 death.append((key, letter, raw))
-        death.sort(key=lambda entry: entry[0])  # rabbit_misc:sort_field_table
+        death.sort(key=_key_of)  # rabbit_misc:sort_field_table
         entries[index] = (X_DEATH, "A", rawtable.array([("F", rawtable.table(death))] + others))
     if drop_cc:
         cc = rawtable.find(entries, b"CC")
         if cc >= 0:
             del entries[cc]
     # RabbitMQ re-sorts the whole headers table (bytewise by key) when it dead-letters
-    entries.sort(key=lambda entry: entry[0])
-    header = splice(header, props, HEADERS, rawtable.table(entries))
+    entries.sort(key=_key_of)
+    changes = {HEADERS: rawtable.table(entries)}
     if props.expiration is not None:
-        header = splice(header, Properties(header), EXPIRATION, None)
-    return header
+        changes[EXPIRATION] = None
+    return splice_many(header, props, changes), deaths
+
+
+def _key_of(entry) -> bytes:
+    return entry[0]
 
 
 def _field_str(fields, key: bytes) -> str | None:
@@ -108,24 +121,13 @@ def _field_str(fields, key: bytes) -> str | None:
     return rawtable.read_longstr(fields[index][2])
 
 
-def is_cycle(queue: str, header: bytes) -> bool:
+def is_cycle(queue: str, deaths: list[tuple[str | None, str | None]]) -> bool:
     """rabbit_dead_letter:is_cycle/2: `queue` already appears in x-death and every death from
     the newest back to it was automatic (not a reject): republishing would loop forever."""
-    props = Properties.checked(header)
-    span = props.spans[HEADERS]
-    if span is None:
-        return False
-    entries = rawtable.entries(header[span[0] : span[1]])
-    index = rawtable.find(entries, X_DEATH)
-    if index < 0 or entries[index][1] != "A":
-        return False
-    for letter, raw in rawtable.items(entries[index][2]):
-        if letter != "F":
+    for dead_queue, reason in deaths:
+        if reason is None or reason == "rejected":
             return False
-        fields = rawtable.entries(raw)
-        if _field_str(fields, _REASON) == "rejected":
-            return False
-        if _field_str(fields, _QUEUE) == queue:
+        if dead_queue == queue:
             return True
     return False
 
@@ -141,18 +143,26 @@ def dead_letter(queue: "Queue", msg: Message, reason: str) -> None:
         return  # a missing dead-letter exchange drops the message, silently, as RabbitMQ
     dlrk = queue.dlrk
     keys = [dlrk] if dlrk is not None else death_routing_keys(msg)
-    try:
-        header = rewrite_header(msg.header, reason, queue.name, msg.exchange, msg.routing_key,
-                                int(time.time()), dlrk is not None)
-    except (ValueError, IndexError) as exc:
-        log.warning("cannot dead-letter a message from %r (malformed headers: %s)", queue.name, exc)
-        return
+    # Messages that die together usually carry identical headers (same properties, same
+    # second in x-death's `time`): rewrite each distinct header once.
+    key = (msg.header, reason, queue.name, msg.exchange, msg.routing_key, int(time.time()), dlrk is not None)
+    cached = _REWRITTEN.get(key)
+    if cached is None:
+        try:
+            cached = rewrite_header(*key)
+        except (ValueError, IndexError) as exc:
+            log.warning("cannot dead-letter a message from %r (malformed headers: %s)", queue.name, exc)
+            return
+        if len(_REWRITTEN) >= 256:
+            _REWRITTEN.clear()
+        _REWRITTEN[key] = cached
+    header, deaths = cached
     dead = Message(dlx_name, keys[0], header, msg.body)
     dead.persistent = msg.persistent
     dead.extra_keys = keys[1:] or None
     targets = vhost.route_keys(exchange, dead, keys)
     if reason != "rejected":
-        kept = [q for q in targets if not is_cycle(q.name, header)]
+        kept = [q for q in targets if not is_cycle(q.name, deaths)]
         if len(kept) != len(targets):
             log.warning("Message dropped. Dead-letter queues cycle detected: %s",
                         [q.name for q in targets if q not in kept])

@@ -173,9 +173,15 @@ def _str(header: bytes, span) -> str:
 def splice(header: bytes, props: Properties, index: int, encoded: bytes | None) -> bytes:
     """A copy of `header` with property `index` replaced by `encoded` (its wire bytes) or
     removed (None). Every other byte is kept as it was."""
+    return splice_many(header, props, {index: encoded})
+
+
+def splice_many(header: bytes, props: Properties, changes: dict) -> bytes:
+    """`splice` for several properties at once: {index: wire bytes or None (remove)}."""
     flags = props.flags
-    bit = 0x8000 >> index
-    flags = (flags | bit) if encoded is not None else (flags & ~bit)
+    for index, encoded in changes.items():
+        bit = 0x8000 >> index
+        flags = (flags | bit) if encoded is not None else (flags & ~bit)
     parts = [header[:_HEAD]]
     # Flag words: the high 15 bits of each, bit 0 = "another word follows".
     remaining = flags
@@ -188,9 +194,9 @@ def splice(header: bytes, props: Properties, index: int, encoded: bytes | None) 
         if not remaining:
             break
     for i in range(14):
-        if i == index:
-            if encoded is not None:
-                parts.append(encoded)
+        if i in changes:
+            if changes[i] is not None:
+                parts.append(changes[i])
             continue
         span = props.spans[i]
         if span is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from time import time as _time
 from typing import TYPE_CHECKING
 
 from .deadletter import dead_letter
@@ -161,7 +162,7 @@ class Queue:
         queue_ttl = self.message_ttl
         if queue_ttl is not None and (ttl is None or queue_ttl < ttl):
             ttl = queue_ttl
-        expires_at = now_ms() + ttl if ttl else None
+        expires_at = int(_time() * 1000) + ttl if ttl else None
         entry = QueueEntry(msg, seq, False, expires_at)
         self.stats_published += 1
         store = self.store
@@ -205,7 +206,7 @@ class Queue:
             self.ready.append(entry)
             self.ready_bytes += size
         if expires_at is not None:
-            self.expirer.schedule(expires_at, self._expire, entry)
+            self.expirer.schedule2(expires_at, Queue._expire, self, entry)
         if limited and self.overflow == "drop-head":
             self._drop_head_over_limit()
         return True
@@ -483,7 +484,7 @@ class Queue:
         if self.expirer is not None:
             for entry in entries:
                 if entry.expires_at is not None and entry.state == READY:
-                    self.expirer.schedule(entry.expires_at, self._expire, entry)
+                    self.expirer.schedule2(entry.expires_at, Queue._expire, self, entry)
 
     # -- settlement ----------------------------------------------------------------------------
 

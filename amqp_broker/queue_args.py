@@ -144,6 +144,10 @@ _EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.S)
 def parse_expiration(text: str) -> int:
     """A message's `expiration` property -> milliseconds, as rabbit_basic:parse_expiration
     (Erlang's string:to_integer, then the expiry range check). Raises a 406 otherwise."""
+    if text.isascii() and text.isdigit():  # the usual case, without the regex
+        value = int(text)
+        if value <= MAX_EXPIRY:
+            return value
     match = _EXPIRATION.fullmatch(text)
     if match is None:
         reason = "no_integer"

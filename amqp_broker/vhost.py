@@ -285,6 +285,10 @@ class VHost:
         headers = msg.headers() if exchange.uses_headers else None
         if exchange.name == DEFAULT_EXCHANGE:
             return self._route_default(keys[0], keys[1:])
+        if len(keys) == 1:  # fast path: one key, only queues behind the exchange
+            dests = exchange.route(keys[0], headers)
+            if dests and all(dest.__class__ is Queue for dest in dests):
+                return list(dests)
         result = self._walk(exchange, keys, headers)
         if result:
             return result
