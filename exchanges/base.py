@@ -17,6 +17,7 @@ keeps the per-message ``route`` free of any bookkeeping.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from typing import ClassVar
 
@@ -51,7 +52,7 @@ class ExchangeArgumentError(Exception):
         self.code = code
 
 
-class Exchange:
+class Exchange(ABC):
     """Base class: binding storage in insertion order + per-destination index."""
 
     type_name: ClassVar[str] = ""
@@ -142,17 +143,19 @@ class Exchange:
         """Is any binding to ``destination`` left? (O(1); e.g. after an unbind.)"""
         return destination in self._by_dest
 
+    @abstractmethod
     def route(self, routing_key: str, headers: dict | None = None) -> Collection:
         """Distinct destinations for a message. Must not be mutated by the caller."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------- subclass hooks
 
+    @abstractmethod
     def _added(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
-        raise NotImplementedError
+        """Index a binding that was just added (called once per new binding)."""
 
+    @abstractmethod
     def _removed(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
-        raise NotImplementedError
+        """Drop a binding from the index (called once per binding that really went)."""
 
     # ---------------------------------------------------------------------- internals
 

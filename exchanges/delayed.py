@@ -106,3 +106,11 @@ class DelayedMessageExchange(Exchange):
 
     def route(self, routing_key: str, headers: dict | None = None) -> Collection:
         return self.inner.route(routing_key, headers)
+
+    # The binding operations above go straight to the inner exchange, which keeps its own
+    # index; these hooks only forward in case a base-class operation reaches them.
+    def _added(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
+        self.inner._added(destination, routing_key, arguments, frozen)
+
+    def _removed(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
+        self.inner._removed(destination, routing_key, arguments, frozen)

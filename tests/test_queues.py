@@ -15,6 +15,9 @@ import pika.exceptions
 import pytest
 from pika.compat import long as pika_long
 
+from pika_helpers import ch, conn  # noqa: F401 - pytest fixtures
+from pika_helpers import _connect, drain, expect_channel_error, wait_until
+
 pytestmark = pytest.mark.timeout(30)
 
 
@@ -28,35 +31,12 @@ def locked(q: str) -> str:
 # helpers
 
 
-def _connect(url: str) -> pika.BlockingConnection:
-    params = pika.URLParameters(url)
-    params.socket_timeout = 5
-    params.blocked_connection_timeout = 10
-    return pika.BlockingConnection(params)
-
-
-@pytest.fixture
-def conn(amqp_url):
-    c = _connect(amqp_url)
-    yield c
-    if c.is_open:
-        c.close()
-
-
 @pytest.fixture
 def other_conn(amqp_url):
     c = _connect(amqp_url)
     yield c
     if c.is_open:
         c.close()
-
-
-@pytest.fixture
-def ch(conn):
-    """A confirm-mode channel: a publish returns only once the broker has routed it."""
-    channel = conn.channel()
-    channel.confirm_delivery()
-    return channel
 
 
 @pytest.fixture
@@ -79,36 +59,6 @@ def declare(ch, cleanup, name: str, **kw):
     ok = ch.queue_declare(name, **kw).method
     cleanup.append(ok.queue)
     return ok
-
-
-def drain(ch, queue: str) -> list[bytes]:
-    out = []
-    while True:
-        method, _props, body = ch.basic_get(queue, auto_ack=True)
-        if method is None:
-            return out
-        out.append(body)
-
-
-def expect_channel_error(conn, fn, code: int, text: str | None = None):
-    """Run fn(channel) on a fresh channel; it must be closed by the broker with code/text."""
-    channel = conn.channel()
-    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
-        fn(channel)
-    assert ei.value.reply_code == code, ei.value
-    if text is not None:
-        assert ei.value.reply_text == text
-    return ei.value
-
-
-def wait_until(pred, timeout: float = 2.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def queue_exists(conn, name: str) -> bool:
