@@ -43,6 +43,17 @@ class Expirer:
     def schedule(self, when_ms: int, callback, *args) -> None:
         """Call `callback(*args)` at `when_ms` (epoch milliseconds), or up to one bucket
         later, never earlier."""
+        self._bucket(when_ms).extend((callback, args, _ARGS))
+
+    def schedule2(self, when_ms: int, function, a, b) -> None:
+        """`schedule(when_ms, function, a, b)` for the per-message hot path. Records are
+        stored flat, three list slots each, so no container object per message outlives the
+        call: millions of pending expiries would otherwise make every run of CPython's
+        cyclic GC slower (measured: +1 us per TTL publish)."""
+        self._bucket(when_ms).extend((function, a, b))
+
+    def _bucket(self, when_ms: int) -> list:
+        """The record list of the bucket `when_ms` falls in, counting one more record."""
         bucket = -(-when_ms // BUCKET_MS)  # round up: never fire early
         entries = self._buckets.get(bucket)
         if entries is None:
@@ -50,23 +61,8 @@ class Expirer:
             heapq.heappush(self._heap, bucket)
             if self._armed_at is None or bucket < self._armed_at:
                 self._arm(bucket)
-        entries += (callback, args, _ARGS)
         self._count += 1
-
-    def schedule2(self, when_ms: int, function, a, b) -> None:
-        """`schedule(when_ms, function, a, b)` for the per-message hot path. Records are
-        stored flat, three list slots each, so no container object per message outlives the
-        call: millions of pending expiries would otherwise make every run of CPython's
-        cyclic GC slower (measured: +1 us per TTL publish)."""
-        bucket = -(-when_ms // BUCKET_MS)
-        entries = self._buckets.get(bucket)
-        if entries is None:
-            entries = self._buckets[bucket] = []
-            heapq.heappush(self._heap, bucket)
-            if self._armed_at is None or bucket < self._armed_at:
-                self._arm(bucket)
-        entries += (function, a, b)
-        self._count += 1
+        return entries
 
     def _arm(self, bucket: int) -> None:
         if self._handle is not None:

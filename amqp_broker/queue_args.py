@@ -68,15 +68,13 @@ def _dlrk(typed, args):
     return None if "x-dead-letter-exchange" in args else "routing_key_but_no_dlx_defined"
 
 
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def _one_of(values, error):
     def check(typed, _args):
-        err = _longstr(typed)
-        if err:
-            return err
-        value = typed[1]
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        return None if value in values else error
+        return _longstr(typed) or (None if _text(typed[1]) in values else error)
 
     return check
 
@@ -85,9 +83,7 @@ def _queue_type(typed, _args):
     err = _longstr(typed)
     if err:
         return err
-    value = typed[1]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
+    value = _text(typed[1])
     if value in ("classic", "quorum", "stream"):
         return None
     return f'"unsupported queue type \'{value}\'"'
