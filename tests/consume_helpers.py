@@ -11,50 +11,15 @@ import pika
 import pika.exceptions
 import pytest
 
+from pika_helpers import conn, queue  # noqa: F401 - pytest fixtures, re-exported
+from pika_helpers import connect  # noqa: F401 - re-exported
+
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def connect(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(url))
-
-
 def url_user(url: str) -> str:
     return unquote(urlparse(url).username or "guest")
-
-
-@pytest.fixture
-def conn(amqp_url):
-    c = connect(amqp_url)
-    yield c
-    if c.is_open:
-        c.close()
-
-
-@pytest.fixture
-def queue(amqp_url, uid):
-    """Factory: declare a uniquely named queue (deleted at teardown). Returns its name."""
-    admin = connect(amqp_url)
-    names: list[str] = []
-    counter = [0]
-
-    def _declare(**kwargs) -> str:
-        counter[0] += 1
-        name = f"test-consume-{uid}-{counter[0]}"
-        ch = admin.channel()
-        ch.queue_declare(name, **kwargs)
-        ch.close()
-        names.append(name)
-        return name
-
-    yield _declare
-    try:
-        ch = admin.channel()
-        for n in names:
-            ch.queue_delete(n)
-        admin.close()
-    except Exception:
-        pass
 
 
 def pump(c: pika.BlockingConnection, until, timeout: float = 2.0) -> bool:

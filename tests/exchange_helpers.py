@@ -9,7 +9,7 @@ import pika.exceptions
 import pytest
 
 from pika_helpers import ch, conn  # noqa: F401 - pytest fixtures
-from pika_helpers import _connect
+from pika_helpers import connect
 
 DEFAULT_EXCHANGE_REFUSED = "ACCESS_REFUSED - operation not permitted on the default exchange"
 
@@ -19,7 +19,7 @@ def cleanup(amqp_url):
     """Register names to delete at teardown (on a fresh connection)."""
     names: dict[str, list[str]] = {"queues": [], "exchanges": []}
     yield names
-    c = _connect(amqp_url)
+    c = connect(amqp_url)
     try:
         for q in names["queues"]:
             c.channel().queue_delete(q)

@@ -1,5 +1,5 @@
 """Small pika (BlockingConnection) helpers shared by several test modules (exchanges, queues):
-connection fixtures, draining a queue, expecting a channel error, polling a condition.
+connection and queue fixtures, draining a queue, expecting a channel error, polling a condition.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 # helpers
 
 
-def _connect(url: str) -> pika.BlockingConnection:
+def connect(url: str) -> pika.BlockingConnection:
     params = pika.URLParameters(url)
     params.socket_timeout = 5
     params.blocked_connection_timeout = 10
@@ -23,10 +23,35 @@ def _connect(url: str) -> pika.BlockingConnection:
 
 @pytest.fixture
 def conn(amqp_url):
-    c = _connect(amqp_url)
+    c = connect(amqp_url)
     yield c
     if c.is_open:
         c.close()
+
+
+@pytest.fixture
+def queue(amqp_url, uid, request):
+    """Factory: declare a uniquely named queue (deleted at teardown). Returns its name."""
+    admin = connect(amqp_url)
+    prefix = "test-" + request.module.__name__.removeprefix("test_").replace("_", "-")
+    names: list[str] = []
+
+    def _declare(**kwargs) -> str:
+        name = f"{prefix}-{uid}-{len(names) + 1}"
+        ch = admin.channel()
+        ch.queue_declare(name, **kwargs)
+        ch.close()
+        names.append(name)
+        return name
+
+    yield _declare
+    try:
+        ch = admin.channel()
+        for n in names:
+            ch.queue_delete(n)
+        admin.close()
+    except Exception:
+        pass
 
 
 @pytest.fixture

@@ -17,43 +17,10 @@ import pika
 import pika.exceptions
 import pytest
 
+from pika_helpers import conn, queue  # noqa: F401 - pytest fixtures
+from pika_helpers import connect
+
 pytestmark = pytest.mark.timeout(60)
-
-
-def connect(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(url))
-
-
-@pytest.fixture
-def conn(amqp_url):
-    c = connect(amqp_url)
-    yield c
-    if c.is_open:
-        c.close()
-
-
-@pytest.fixture
-def queue(amqp_url, uid):
-    """Factory: declare a uniquely named queue (deleted at teardown)."""
-    admin = connect(amqp_url)
-    names: list[str] = []
-
-    def _declare(**kwargs) -> str:
-        name = f"test-confirms-{uid}-{len(names) + 1}"
-        ch = admin.channel()
-        ch.queue_declare(name, **kwargs)
-        ch.close()
-        names.append(name)
-        return name
-
-    yield _declare
-    try:
-        ch = admin.channel()
-        for n in names:
-            ch.queue_delete(n)
-        admin.close()
-    except Exception:
-        pass
 
 
 class SelectRun:

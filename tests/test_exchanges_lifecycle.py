@@ -13,7 +13,7 @@ import pika.exceptions
 import pytest
 
 from pika_helpers import ch, conn  # noqa: F401 - pytest fixtures
-from pika_helpers import _connect, drain, expect_channel_error, wait_until
+from pika_helpers import connect, drain, expect_channel_error, wait_until
 from exchange_helpers import cleanup  # noqa: F401 - pytest fixture
 from exchange_helpers import declare_exchange, declare_queue, exchange_exists
 
@@ -65,7 +65,7 @@ def test_exchange_durable_and_auto_delete_flags_redeclare(ch, cleanup, uid):
 def test_unknown_exchange_type_closes_connection(amqp_url, uid):
     # A hard error. (RabbitMQ says "invalid exchange type" instead when the name happens to be
     # an existing Erlang atom, e.g. 'foo' or 'Direct'; a never-seen name is "unknown".)
-    c = _connect(amqp_url)
+    c = connect(amqp_url)
     try:
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as ei:
             c.channel().exchange_declare(f"badtype-{uid}", f"weird-{uid}")

@@ -16,7 +16,7 @@ import pytest
 from pika.compat import long as pika_long
 
 from pika_helpers import ch, conn  # noqa: F401 - pytest fixtures
-from pika_helpers import _connect, drain, expect_channel_error, wait_until
+from pika_helpers import connect, drain, expect_channel_error, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -33,7 +33,7 @@ def locked(q: str) -> str:
 
 @pytest.fixture
 def other_conn(amqp_url):
-    c = _connect(amqp_url)
+    c = connect(amqp_url)
     yield c
     if c.is_open:
         c.close()
@@ -44,7 +44,7 @@ def cleanup(amqp_url):
     """Register queue names to delete at teardown (on a fresh connection)."""
     names: list[str] = []
     yield names
-    c = _connect(amqp_url)
+    c = connect(amqp_url)
     try:
         for q in names:
             try:
@@ -218,7 +218,7 @@ def test_redeclare_integer_types_are_equivalent(ch, cleanup, uid):
 async def test_redeclare_integer_types_are_equivalent_across_clients(amqp_url, uid):
     # aiormq/pamqp sends 10 as a short-short-int ('b'), pika as signedint: same class
     name = f"int-class-aio-{uid}"
-    c = _connect(amqp_url)
+    c = connect(amqp_url)
     try:
         c.channel().queue_declare(name, arguments={"x-max-length": 10, "x-expires": 60000},
                                   auto_delete=True)
@@ -330,7 +330,7 @@ def test_exclusive_flag_mismatch_is_locked(conn, other_conn, ch, cleanup, uid):
 
 
 def test_exclusive_queue_deleted_when_connection_closes(amqp_url, conn, uid):
-    owner = _connect(amqp_url)
+    owner = connect(amqp_url)
     owner_ch = owner.channel()
     q = f"excl-close-{uid}"
     owner_ch.queue_declare(q, exclusive=True)
@@ -344,7 +344,7 @@ def test_exclusive_queue_deleted_when_connection_closes(amqp_url, conn, uid):
 
 def test_exclusive_queue_name_reusable_after_owner_closes(amqp_url, conn, cleanup, uid):
     q = f"excl-reuse-{uid}"
-    owner = _connect(amqp_url)
+    owner = connect(amqp_url)
     owner.channel().queue_declare(q, exclusive=True)
     owner.close()
     assert wait_until(lambda: not queue_exists(conn, q))
