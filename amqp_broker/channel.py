@@ -18,6 +18,7 @@ from . import codec, errors
 from .confirms import ConfirmTracker
 from .consumer import Consumer
 from .errors import AMQPError, resource
+from .exchanges.erlang_format import field_type
 from .message import Message
 from .properties import REPLY_TO as PROP_REPLY_TO
 from .properties import Properties, PropertyError, encode_shortstr, splice
@@ -234,7 +235,7 @@ class Channel:
         priority = (obj.arguments or {}).get("x-priority")
         if priority is not None:
             if isinstance(priority, bool) or not isinstance(priority, int):
-                kind = "bool" if isinstance(priority, bool) else _consume_arg_type(priority)
+                kind = field_type(priority)
                 raise errors.precondition(
                     f"invalid arg 'x-priority' for {resource('queue', queue.name, self.vhost.name)}: "
                     f'"expected integer, got {kind}"'
@@ -711,12 +712,6 @@ def _typed_args(payload: bytes) -> dict:
         return codec.declare_arguments(payload)
     except Exception:
         return {}
-
-
-def _consume_arg_type(value) -> str:
-    from .codec import TYPE_NAMES, guess_typed
-
-    return TYPE_NAMES.get(guess_typed({"v": value})["v"][0], "longstr")
 
 
 def _tag_of(item) -> int:

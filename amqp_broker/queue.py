@@ -326,12 +326,16 @@ class Queue:
         return None
 
     def _deliver(self, consumer: "Consumer", entry: QueueEntry) -> None:
+        self._taken(entry)
+        consumer.deliver(entry)
+
+    def _taken(self, entry: QueueEntry) -> None:
+        """The entry leaves the ready list for a consumer or basic.get."""
         self.stats_delivered += 1
         entry.state = OUT
         if self.store is not None and entry.seq > self.delivered_hi and entry.msg.persistent:
-            self.delivered_hi = entry.seq
+            self.delivered_hi = entry.seq  # persisted as a watermark: redelivered after restart
             self.store.mark_delivered(self.store_id, entry.seq)
-        consumer.deliver(entry)
 
     def drain(self) -> None:
         """Hand ready messages to consumers while any has credit."""
@@ -389,12 +393,8 @@ class Queue:
                 self._tombstones -= 1
                 continue
             entry = candidate
-            entry.state = OUT
             self.ready_bytes -= len(entry.msg.body)
-            self.stats_delivered += 1
-            if self.store is not None and entry.seq > self.delivered_hi and entry.msg.persistent:
-                self.delivered_hi = entry.seq
-                self.store.mark_delivered(self.store_id, entry.seq)
+            self._taken(entry)
             break
         if self.disk_count and len(ready) < PAGE_LOW and not self._loading:
             self._start_page_in()

@@ -14,6 +14,7 @@ from . import errors
 from .arguments import check_exchange_equivalence, check_queue_equivalence
 from .errors import AMQPError, resource
 from .exchanges import BindingError, Exchange, make_exchange
+from .exchanges.erlang_format import field_type
 from .expiry import Expirer
 from .queue import Queue
 from .queue_args import validate_queue_arguments
@@ -359,7 +360,7 @@ def _extra_keys(headers) -> list[str] | None:
         value = headers[name]
         if not isinstance(value, list):
             raise errors.precondition(
-                f'invalid message: {{unacceptable_type_in_header,"{name}",{_amqp_type_name(value)}}}'
+                f'invalid message: {{unacceptable_type_in_header,"{name}",{field_type(value)}}}'
             )
         # only longstr elements count (rabbit_basic:header_routes); one that is not UTF-8
         # keeps its bytes as surrogate escapes
@@ -368,12 +369,6 @@ def _extra_keys(headers) -> list[str] | None:
             for v in value if isinstance(v, (str, bytes))
         )
     return keys or None
-
-
-def _amqp_type_name(value) -> str:
-    from .exchanges.erlang_format import field_type
-
-    return field_type(value)
 
 
 def _stored(queue: Queue) -> bool:
