@@ -531,7 +531,7 @@ class Channel:
             return
         held = False  # kept by an x-delayed-message exchange and written to the store
         delay = None
-        if getattr(exchange, "delayed", False):
+        if exchange.delayed:
             delayed = self.conn.broker.delayed
             delay = delayed.delay_of(msg)
         if delay is None:

@@ -196,7 +196,7 @@ class DelayedDelivery:
         for row_id, vhost_name, exchange_name, routing_key, due_at, header, body in rows:
             vhost = self.broker.vhosts.get(vhost_name)
             exchange = vhost.exchanges.get(exchange_name) if vhost is not None else None
-            if exchange is None or not getattr(exchange, "delayed", False):
+            if exchange is None or not exchange.delayed:
                 store.remove_delayed(row_id)  # its exchange is gone: so is the message
                 continue
             self._add(_Held(vhost_name, exchange, routing_key, due_at, bytes(header), bytes(body), row_id))

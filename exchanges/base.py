@@ -59,6 +59,8 @@ class Exchange(ABC):
     # Only a headers exchange looks at message headers. The caller checks this flag so it can
     # skip decoding the content header's field table for every other exchange type.
     uses_headers: ClassVar[bool] = False
+    # Only an x-delayed-message exchange holds messages back before routing them.
+    delayed: ClassVar[bool] = False
 
     def __init__(
         self,
