@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import errors
 from .auth import UserStore
-from .connection import Connection
+from .server import ClientConnection
 from .expiry import Expirer
 from .policy_service import Policies
 from .vhost import VHost
@@ -50,7 +50,7 @@ class Broker:
         self.users = UserStore(users)
         self.store = store
         self.vhosts: dict[str, VHost] = {}
-        self.connections: set[Connection] = set()
+        self.connections: set[ClientConnection] = set()
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
         self.reply_channels: dict = {}
         self.policies = Policies(self)
@@ -134,7 +134,7 @@ class Broker:
 
     async def _server(self, host: str, port: int):
         return await self.loop.create_server(
-            lambda: Connection(self), host=host, port=port, reuse_address=True, backlog=1024
+            lambda: ClientConnection(self), host=host, port=port, reuse_address=True, backlog=1024
         )
 
     async def stop(self) -> None:
@@ -152,8 +152,7 @@ class Broker:
             for fut in pending:
                 fut.cancel()
             for conn in conns:
-                if conn.transport is not None and not conn.transport.is_closing():
-                    conn.transport.abort()
+                conn.abort()
         for server in self._servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 2.0)
@@ -180,7 +179,7 @@ class Broker:
 
     def _recover(self) -> None:
         """Bring back durable exchanges, queues and bindings from the store."""
-        from .codec import guess_typed
+        from .args import guess_typed
         from .exchanges import make_exchange
         from .queue import Queue
 

@@ -25,6 +25,7 @@ from pamqp import encode as pencode
 
 from . import errors, tables
 from .errors import AMQPError
+from .args import Arguments
 from .exchanges.erlang_format import erl_binary
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -49,11 +50,18 @@ _HEADER_START = struct.Struct(">HHQ")  # class-id, weight, body-size
 
 HEARTBEAT_FRAME = _FRAME_HDR.pack(FRAME_HEARTBEAT, 0, 0) + FRAME_END_BYTE
 
-# class/method ids of the hot methods, as one 32-bit number (pamqp's `index`)
+# class/method ids as one 32-bit number (pamqp's `index`): the methods the frame loop
+# recognises before decoding them
 BASIC_PUBLISH = 0x003C0028
 BASIC_ACK = 0x003C0050
 QUEUE_DECLARE = 0x0032000A
 EXCHANGE_DECLARE = 0x0028000A
+CONNECTION_CLOSE = 0x000A0032
+CONNECTION_CLOSE_OK = 0x000A0033
+CHANNEL_OPEN = 0x0014000A
+CHANNEL_CLOSE = 0x00140028
+CHANNEL_CLOSE_OK = 0x00140029
+CLASS_BASIC = 60
 _DECLARES = (QUEUE_DECLARE, EXCHANGE_DECLARE)
 
 
@@ -169,7 +177,6 @@ def decode_ack(payload: bytes):
 _PLANS: dict = {}
 _FIXED_FIELDS = {"octet": (1, _U8), "short": (2, _U16), "long": (4, _U32), "longlong": (8, _U64),
                  "timestamp": (8, _U64)}
-_typed_cache: tuple = (None, None)  # (payload, typed arguments) of the last declare decoded
 
 
 def _plan(cls) -> list:
@@ -198,7 +205,6 @@ def decode_method(payload: bytes):
     is not UTF-8 (such strings are kept with surrogate escapes otherwise). Tables are decoded
     with amqp_broker.tables (linear, any depth).
     """
-    global _typed_cache
     index = _U32.unpack_from(payload, 0)[0]
     cls = commands.INDEX_MAPPING[index]
     plan = _PLANS.get(cls) or _plan(cls)
@@ -206,7 +212,6 @@ def decode_method(payload: bytes):
     pos = 4
     n = len(payload)
     bad_utf8 = False
-    typed_args = None
     try:
         for kind, name in plan:
             if kind == "shortstr":
@@ -227,9 +232,9 @@ def decode_method(payload: bytes):
                     setattr(obj, bit_name, bool(bits & (1 << bit)))
                 continue
             elif kind == "table":
-                if index in _DECLARES:
-                    typed_args, pos = tables.decode_table(payload, pos, typed=True)
-                    value = plain_table(typed_args)
+                if index in _DECLARES:  # declare arguments keep their AMQP types
+                    typed, pos = tables.decode_table(payload, pos, typed=True)
+                    value = Arguments(typed)
                 else:
                     value, pos = tables.decode_table(payload, pos)
             elif kind == "longstr":
@@ -253,8 +258,6 @@ def decode_method(payload: bytes):
         raise cannot_decode(index, payload[4:]) from None
     if bad_utf8:
         raise MalformedUtf8(MALFORMED_UTF8)
-    if typed_args is not None:
-        _typed_cache = (payload, typed_args)
     return obj
 
 
@@ -278,29 +281,6 @@ TYPE_NAMES = {
     "d": "double", "D": "decimal", "S": "longstr", "s_": "shortstr", "A": "array",
     "T": "timestamp", "F": "table", "V": "void", "x": "binary",
 }
-
-
-def typed_table(data: bytes, offset: int):
-    """Decode a field table at `offset` -> ({key: (type_letter, value)}, new_offset).
-    Raises tables.TableError (a ValueError) when it does not parse."""
-    return tables.decode_table(data, offset, typed=True)
-
-
-def declare_arguments(payload: bytes) -> dict:
-    """Typed `arguments` of queue.declare / exchange.declare, straight from the raw payload
-    (the frame's payload just decoded by decode_method is not decoded twice)."""
-    cached_payload, typed = _typed_cache
-    if cached_payload is payload:
-        return typed
-    index = _U32.unpack_from(payload, 0)[0]
-    if index == QUEUE_DECLARE:  # ticket, queue, bits, arguments
-        off = 7 + payload[6] + 1
-    elif index == EXCHANGE_DECLARE:  # ticket, exchange, type, bits, arguments
-        off = 7 + payload[6]
-        off = off + 1 + payload[off] + 1
-    else:
-        raise ValueError("not a declare method")
-    return typed_table(payload, off)[0]
 
 
 def describe_typed(value) -> str:
@@ -458,66 +438,3 @@ def content_frames(channel: int, header: bytes, body: bytes, frame_max: int) -> 
                 piece = view[start : start + chunk]
                 parts += (pack(FRAME_BODY, channel, len(piece)), piece, FRAME_END_BYTE)
     return b"".join(parts)
-
-
-def guess_typed(table: dict) -> dict:
-    """Type letters for a plain table (recovered definitions), as pika would have sent it."""
-    import datetime
-
-    out = {}
-    for key, value in (table or {}).items():
-        if isinstance(value, bool):
-            letter = "t"
-        elif isinstance(value, tables.RawTimestamp):
-            letter = "T"
-        elif isinstance(value, int):
-            letter = "I" if -(2**31) <= value < 2**31 else "l" if value < 2**63 else "L"
-        elif isinstance(value, float):
-            letter = "d"
-        elif isinstance(value, Decimal):
-            letter = "D"
-        elif isinstance(value, (str, bytes)):
-            letter = "S"
-        elif isinstance(value, bytearray):
-            letter = "x"
-        elif isinstance(value, dict):
-            letter = "F"
-        elif isinstance(value, list):
-            letter = "A"
-        elif isinstance(value, datetime.datetime):
-            letter = "T"
-        else:
-            letter = "V"
-        out[key] = (letter, value)
-    return out
-
-
-_TYPED_ENCODERS = {
-    "t": pencode.boolean, "b": lambda v: struct.pack(">b", v), "B": lambda v: struct.pack(">B", v),
-    "s": pencode.short_int, "u": pencode.short_uint, "I": pencode.long_int, "i": pencode.long_uint,
-    "l": pencode.long_long_int, "L": lambda v: struct.pack(">Q", v), "f": pencode.floating_point,
-    "d": pencode.double, "D": lambda v: tables.encode_value(v)[1:], "S": lambda v: _U32.pack(len(_raw(v))) + _raw(v),
-    "A": tables.encode_array, "T": lambda v: _U64.pack(v) if isinstance(v, int) else pencode.timestamp(v),
-    "F": tables.encode_table,
-    "V": lambda v: b"", "x": pencode.byte_array,
-}
-
-
-def _raw(value) -> bytes:
-    return value if isinstance(value, (bytes, bytearray)) else str(value).encode("utf-8", "surrogateescape")
-
-
-def encode_typed_table(typed: dict) -> bytes:
-    """The inverse of typed_table: each value encoded with its own type letter, so arguments
-    stored on disk come back with the AMQP types the client declared them with."""
-    parts = []
-    for key, (letter, value) in typed.items():
-        parts.append(shortstr(key))
-        parts.append(letter.encode("latin-1"))
-        parts.append(_TYPED_ENCODERS[letter](value))
-    body = b"".join(parts)
-    return _U32.pack(len(body)) + body
-
-
-def plain_table(typed: dict) -> dict:
-    return {key: value for key, (_letter, value) in typed.items()}

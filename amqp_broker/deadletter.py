@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import rawtable
 from .message import Message
+from .publish import enqueue
 from .properties import EXPIRATION, HEADERS, Properties, splice_many
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,5 +168,5 @@ def dead_letter(queue: "Queue", msg: Message, reason: str) -> None:
             log.warning("Message dropped. Dead-letter queues cycle detected: %s",
                         [q.name for q in targets if q not in kept])
         targets = kept
-    for target in targets:
-        target.enqueue(dead)
+    if targets:
+        enqueue(dead, targets)

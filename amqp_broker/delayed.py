@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from . import errors, rawtable
 from .expiry import now_ms
 from .message import Message
+from .publish import enqueue
 from .properties import HEADERS, Properties, splice
 from .queue_args import parse_expiration
 
@@ -234,10 +235,5 @@ class DelayedDelivery:
         if props.expiration is not None:
             msg.ttl = parse_expiration(props.expiration)
         queues = vhost.route(exchange, msg)
-        if not queues:
-            return
-        from .channel import _prepare_for_queues  # BCC never reaches a queue
-
-        msg = _prepare_for_queues(msg)
-        for queue in queues:
-            queue.enqueue(msg)
+        if queues:
+            enqueue(msg, queues)

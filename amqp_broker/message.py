@@ -49,6 +49,10 @@ class Message:
             props = self._props = Properties(self.header)
         return props
 
+    def adopt_properties(self, props: Properties) -> None:
+        """Keep properties already parsed from this very header (the publish checks did)."""
+        self._props = props
+
     @property
     def body_size(self) -> int:
         return len(self.body)

@@ -9,6 +9,7 @@ in and leaves every other byte untouched.
 """
 from __future__ import annotations
 
+import functools
 import struct
 
 from . import tables
@@ -21,13 +22,41 @@ _KINDS = ("s", "s", "t", "o", "o", "s", "s", "s", "s", "q", "s", "s", "s", "s")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _HEAD = 12  # class-id(2) weight(2) body-size(8)
-_LAYOUTS: dict[int, tuple] = {}  # flag word -> ((index, kind), ...) of the properties present
 
 
+@functools.lru_cache(maxsize=4096)
 def _layout(flags: int) -> tuple:
-    layout = tuple((i, _KINDS[i]) for i in range(14) if flags & (0x8000 >> i))
-    _LAYOUTS[flags] = layout
-    return layout
+    """flag word -> ((index, kind), ...) of the properties present (a pure function, memoised:
+    publishers send few distinct property sets)."""
+    return tuple((i, _KINDS[i]) for i in range(14) if flags & (0x8000 >> i))
+
+
+# peek_publish results for the commonest header (delivery-mode alone), shared
+_MODE_ONLY = {1: (1, None), 2: (2, None)}
+_NO_PROPERTIES = (None, None)
+
+
+def peek_publish(header: bytes):
+    """The publish hot path's look at a content header: -> (delivery_mode, expiration text)
+    when the property list is one of the two common well-formed shapes — nothing, delivery-mode
+    alone, or [delivery-mode and] expiration alone — else None (use Properties.checked).
+
+    Offsets: class-id(2) weight(2) body-size(8), then the flag word at 12-13; delivery-mode
+    is flag 0x1000 (an octet), expiration 0x0100 (a shortstr)."""
+    size = len(header)
+    if size == 15 and header[12] == 0x10 and not header[13]:
+        mode = header[14]
+        return _MODE_ONLY.get(mode) or (mode, None)
+    if size == 14 and not header[12] and not header[13]:
+        return _NO_PROPERTIES
+    if size > 16 and header[13] == 0:
+        flags = header[12]
+        if flags == 0x11:  # delivery-mode and expiration: well-formed when the shortstr ends
+            if header[14] in (1, 2) and size == 16 + header[15]:  # exactly at the end
+                return header[14], header[16:].decode("utf-8", "surrogateescape")
+        elif flags == 0x01 and size == 15 + header[14]:
+            return None, header[15:].decode("utf-8", "surrogateescape")
+    return None
 
 
 class PropertyError(ValueError):
@@ -124,10 +153,7 @@ class Properties:
         spans = [None] * 14
         pos = _HEAD + 2
         if flags:
-            layout = _LAYOUTS.get(flags)
-            if layout is None:
-                layout = _layout(flags)
-            for index, kind in layout:
+            for index, kind in _layout(flags):
                 if pos >= n:
                     raise PropertyError("property list overruns the content header")
                 if kind == "s":

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from ..codec import encode_typed_table, guess_typed, plain_table, typed_table
+from ..args import encode_typed_table, guess_typed, plain_table, typed_table
 from .base import BindingDef, Definitions, ExchangeDef, QueueDef, Store, StoreError
 
 log = logging.getLogger("amqp_broker.storage")
@@ -138,7 +138,7 @@ class SQLiteStore(Store):
         self._next_message_id = 1
         self._next_queue_id = 1
         self._inflight_bytes = 0
-        self._throttled: set = set()
+        self._throttled: list = []  # callbacks waiting for the backlog to shrink
         self.failed: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -502,11 +502,9 @@ class SQLiteStore(Store):
     def backlogged(self) -> bool:
         return self._batch.bytes + self._inflight_bytes > BACKLOG_HIGH
 
-    def throttle(self, conn) -> None:
-        """Pause reading from `conn` until the disk catches up (flow control)."""
-        if conn not in self._throttled and conn.transport is not None:
-            self._throttled.add(conn)
-            conn.transport.pause_reading()
+    def on_caught_up(self, callback) -> None:
+        """Call `callback()` once the backlog is below the low-water mark again."""
+        self._throttled.append(callback)
 
     def _kick(self) -> None:
         if self._writer is None and self._db is not None:
@@ -536,10 +534,9 @@ class SQLiteStore(Store):
                     except Exception:
                         log.exception("commit callback failed")
                 if self._throttled and self._batch.bytes < BACKLOG_LOW:
-                    for conn in self._throttled:
-                        if conn.transport is not None and not conn.transport.is_closing():
-                            conn.transport.resume_reading()
-                    self._throttled.clear()
+                    callbacks, self._throttled = self._throttled, []
+                    for callback in callbacks:
+                        callback()
         finally:
             self._writer = None
             if not self._batch.empty() or self._batch.waiters:

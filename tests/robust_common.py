@@ -350,10 +350,11 @@ def _hard_close(conn: RawConnection) -> None:
 
 
 def _broker_conn_for(own_broker, raw: RawConnection):
-    """The broker's Connection object serving `raw` (matched by the client's address)."""
+    """The broker's ClientConnection serving `raw` (matched by the client's address)."""
     local = raw.sock.getsockname()[:2]
     for conn in list(own_broker.broker.connections):
-        if conn.peer and tuple(conn.peer[:2]) == tuple(local):
+        peer = conn.session.peer
+        if peer and tuple(peer[:2]) == tuple(local):
             return conn
     return None
 

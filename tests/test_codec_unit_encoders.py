@@ -19,7 +19,7 @@ from pamqp import encode as pencode
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from amqp_broker import codec
+from amqp_broker import args, codec
 from codec_helpers import (
     CHANNELS,
     CONSUMER_TAGS,
@@ -333,7 +333,7 @@ TYPED_ITEMS = [
 
 def test_typed_table_keeps_type_letters():
     data = _typed_table_bytes([(k, letter, raw) for k, letter, raw, _e in TYPED_ITEMS])
-    table, end = codec.typed_table(b"junk" + data + b"trailer", 4)
+    table, end = args.typed_table(b"junk" + data + b"trailer", 4)
     assert end == 4 + len(data)
     assert table == {k: expected for k, _l, _r, expected in TYPED_ITEMS}
     # the plain values agree with pamqp's decoder
@@ -342,9 +342,9 @@ def test_typed_table_keeps_type_letters():
 
 
 def test_typed_table_empty_and_unknown_letter():
-    assert codec.typed_table(b"\x00\x00\x00\x00", 0) == ({}, 4)
+    assert args.typed_table(b"\x00\x00\x00\x00", 0) == ({}, 4)
     with pytest.raises(ValueError):
-        codec.typed_table(_typed_table_bytes([("k", b"Q", b"\x00")]), 0)
+        args.typed_table(_typed_table_bytes([("k", b"Q", b"\x00")]), 0)
 
 
 def _queue_declare_payload(queue: str, table: bytes, bits: int = 0) -> bytes:
@@ -366,7 +366,7 @@ def test_declare_arguments_pika_style_letters():
         ("x-single-active-consumer", b"t", b"\x01"),
     ])
     for queue in ("q", "", "é*名", "q" * 255):
-        typed = codec.declare_arguments(_queue_declare_payload(queue, table, bits=0b11111))
+        typed = _declare_arguments(_queue_declare_payload(queue, table, bits=0b11111))
         assert typed == {
             "x-max-length": ("I", 10),
             "x-message-ttl": ("l", 60000),
@@ -375,7 +375,7 @@ def test_declare_arguments_pika_style_letters():
         }
     table = _typed_table_bytes([("alternate-exchange", b"S", struct.pack(">I", 2) + b"ae")])
     for name, type_name in (("e", "direct"), ("é*", "x-custom-type"), ("", "topic")):
-        assert codec.declare_arguments(_exchange_declare_payload(name, type_name, table)) == {
+        assert _declare_arguments(_exchange_declare_payload(name, type_name, table)) == {
             "alternate-exchange": ("S", "ae")}
 
 
@@ -383,18 +383,18 @@ def test_declare_arguments_on_pamqp_marshalled_frames():
     # pamqp picks the smallest integer type: 10 -> 'b', 1000 -> 's', 40000 -> 'u', 2**31 -> 'i'
     obj = C.Queue.Declare(queue="q", durable=True, arguments={
         "a": 10, "b": 1000, "c": 40000, "d": 2**31, "e": 2**40, "f": "s", "g": True, "h": 1.5})
-    typed = codec.declare_arguments(method_payload(obj))
+    typed = _declare_arguments(method_payload(obj))
     assert typed == {"a": ("b", 10), "b": ("s", 1000), "c": ("u", 40000), "d": ("i", 2**31),
                      "e": ("l", 2**40), "f": ("S", "s"), "g": ("t", True), "h": ("f", 1.5)}
     obj = C.Exchange.Declare(exchange="e", exchange_type="fanout", arguments={"alternate-exchange": "ae"})
-    assert codec.declare_arguments(method_payload(obj)) == {"alternate-exchange": ("S", "ae")}
+    assert _declare_arguments(method_payload(obj)) == {"alternate-exchange": ("S", "ae")}
     obj = C.Queue.Declare(queue="q")
-    assert codec.declare_arguments(method_payload(obj)) == {}
+    assert _declare_arguments(method_payload(obj)) == {}
 
 
-def test_declare_arguments_rejects_other_methods():
-    with pytest.raises(ValueError):
-        codec.declare_arguments(method_payload(C.Queue.Bind(queue="q", exchange="e")))
+def test_only_declare_arguments_are_typed():
+    obj = codec.decode_method(method_payload(C.Queue.Bind(queue="q", exchange="e", arguments={"k": 1})))
+    assert obj.arguments == {"k": 1} and not isinstance(obj.arguments, args.Arguments)
 
 
 def test_describe_typed():
@@ -421,9 +421,14 @@ def test_describe_typed():
     (None, "V"),
 ])
 def test_guess_typed(value, letter):
-    assert codec.guess_typed({"k": value}) == {"k": (letter, value)}
+    assert args.guess_typed({"k": value}) == {"k": (letter, value)}
 
 
 def test_guess_typed_empty():
-    assert codec.guess_typed({}) == {}
-    assert codec.guess_typed(None) == {}
+    assert args.guess_typed({}) == {}
+    assert args.guess_typed(None) == {}
+
+
+def _declare_arguments(payload: bytes) -> dict:
+    """The typed arguments of a declare method, as the codec decodes them."""
+    return codec.decode_method(payload).arguments.typed

@@ -8,8 +8,8 @@ import logging
 
 from pamqp import commands as C
 
-from amqp_broker.channel import Channel
-from amqp_broker.connection import Connection
+from amqp_broker.session.channel import ChannelSession
+from amqp_broker.session.engine import Session
 from amqp_raw import RawConnection
 
 
@@ -45,8 +45,8 @@ def _check_guarded(own_broker, caplog, monkeypatch, target, name):
 
 
 def test_bug_in_a_method_handler_closes_only_that_connection(own_broker, caplog, monkeypatch):
-    _check_guarded(own_broker, caplog, monkeypatch, Channel, "handle_method")
+    _check_guarded(own_broker, caplog, monkeypatch, ChannelSession, "handle_method")
 
 
 def test_bug_anywhere_in_data_received_closes_only_that_connection(own_broker, caplog, monkeypatch):
-    _check_guarded(own_broker, caplog, monkeypatch, Connection, "_run_frames")
+    _check_guarded(own_broker, caplog, monkeypatch, Session, "_run_frames")

@@ -1,0 +1,93 @@
+"""Assembling a publish from its frames: basic.publish, a content header, body frames.
+
+One per channel. It enforces RabbitMQ's command-assembler rules (rabbit_command_assembler.erl)
+and hands each complete message to the channel's publish step.
+"""
+from __future__ import annotations
+
+from .. import codec, errors
+from ..errors import AMQPError
+from ..message import Message
+
+MAX_MESSAGE_SIZE = 134217728  # RabbitMQ's default max_message_size
+
+_BODY_EXPECTED = "expected content body, got non content body frame instead"
+
+
+class ContentAssembler:
+    __slots__ = ("_publish", "_header", "_body", "_remaining", "_complete")
+
+    def __init__(self, complete):
+        self._complete = complete  # called with (Message, mandatory) when a publish is whole
+        self._publish = None  # (exchange, routing_key, mandatory) while content is expected
+        self._header = None
+        self._body: list[bytes] = []
+        self._remaining = 0
+
+    @property
+    def expecting(self) -> bool:
+        return self._publish is not None
+
+    @property
+    def has_header(self) -> bool:
+        return self._header is not None
+
+    def start(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
+        """basic.publish: its content frames follow."""
+        if immediate:
+            raise AMQPError(errors.NOT_IMPLEMENTED, "immediate=true", 60, 40)
+        self._publish = (exchange, routing_key, mandatory)
+
+    def header(self, payload: bytes) -> None:
+        """A content header while a publish expects one (the engine checked). The engine made sure it holds class-id, weight and body-size (12
+        bytes); the property list is checked when the message is complete (RabbitMQ's order)."""
+        if self._header is not None:
+            raise AMQPError(errors.UNEXPECTED_FRAME, _BODY_EXPECTED)
+        class_id, weight, body_size = codec.content_header_fields(payload, 0)
+        if class_id != codec.CLASS_BASIC:
+            raise AMQPError(
+                errors.UNEXPECTED_FRAME,
+                f"expected content header for class 60, got one for class {class_id} instead",
+            )
+        if weight:
+            raise AMQPError(
+                errors.UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+            )
+        if body_size > MAX_MESSAGE_SIZE:
+            self._publish = None
+            raise errors.precondition(
+                f"message size {body_size} is larger than configured max size {MAX_MESSAGE_SIZE}"
+            )
+        if body_size == 0:
+            self._finish(payload, b"")
+            return
+        self._header = payload
+        self._remaining = body_size
+
+    def body(self, payload: bytes) -> None:
+        """A body frame after the header (the engine checked)."""
+        remaining = self._remaining - len(payload)
+        if remaining == 0 and not self._body:
+            self._finish(self._header, payload)
+            return
+        if remaining < 0:  # more body than announced
+            raise AMQPError(errors.UNEXPECTED_FRAME, _BODY_EXPECTED)
+        self._body.append(payload)
+        self._remaining = remaining
+        if remaining == 0:
+            body = b"".join(self._body)
+            self._body = []
+            self._finish(self._header, body)
+
+    def _finish(self, header: bytes, body: bytes) -> None:
+        exchange, routing_key, mandatory = self._publish
+        self._publish = None
+        self._header = None
+        self._complete(Message(exchange, routing_key, header, body), mandatory)
+
+    def reset(self) -> None:
+        """The channel closed: a publish cut short is dropped."""
+        self._publish = None
+        self._header = None
+        self._body = []

@@ -1,0 +1,480 @@
+"""The session engine: one client connection's AMQP state machine, sans-IO (the h11 shape).
+
+Bytes go in (`receive`), bytes come out (`data_to_send`), and whatever else the connection needs
+from the outside world is an effect in `effects` (close the socket, linger, suspend until the
+disk answers, stop reading while the store is behind). Time comes in as an argument (`receive`
+and `tick` take `now`; `wakeup_at` says when the engine next wants a `tick`), so every protocol
+rule — framing errors, the handshake, which frame may come when, closing — is a plain function
+call in a unit test. The asyncio side lives in amqp_broker/server.py.
+
+Reading costs no task per frame: `receive` splits whole frames (codec.parse_frames), runs each
+to completion against its channel, and the adapter writes everything produced with one write.
+The two per-message methods, basic.publish and basic.ack, are recognised by their ids before any
+generic decoding (the hot path); everything else is decoded and dispatched by AMQP class.
+"""
+from __future__ import annotations
+
+import logging
+
+from .. import codec, errors
+from ..codec import BASIC_ACK, BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, FrameError
+from ..errors import AMQPError
+from . import effects, handshake
+from .channel import ChannelSession
+from .states import CLOSED, CLOSING, HEADER, OPENED, START_OK
+from .frames import METHOD_EXPECTED, content_expected, decode_channel_method, not_on_a_channel
+
+log = logging.getLogger("amqp_broker.connection")
+
+HANDSHAKE_TIMEOUT = 10.0  # seconds from the socket's accept to connection.open
+CLOSE_OK_TIMEOUT = 3.0  # after our connection.close, how long we wait for close-ok
+LINGER_TIMEOUT = 30.0  # after close-ok, how long we wait for the peer to close its side
+
+
+
+class Session:
+    def __init__(self, broker, peer: tuple | None = None, name: str = "?", now: float = 0.0):
+        self.broker = broker  # vhosts, users, limits, reply-to registry, delayed delivery
+        self.peer = peer
+        self.name = name
+        self.state = HEADER
+        self.frame_max = broker.frame_max
+        self.channel_max = broker.channel_max
+        self.heartbeat = 0
+        self.user = None
+        self.vhost = None
+        self.client_properties: dict = {}
+        self.capabilities: dict = {}
+        self.exclusive_queues: set = set()
+        self.channels: dict[int, ChannelSession] = {}
+        self.write_paused = False  # the adapter's socket buffer is full
+        self.effects: list = []
+        self.on_output = _no_wakeup  # the adapter's "output is pending" callback
+        self.now = now
+        self.wakeup_at: float | None = now + HANDSHAKE_TIMEOUT
+        self._buf = b""
+        self._out: list[bytes] = []
+        self._receiving = False
+        self._wakeup_pending = False
+        self._confirm_channels: set[ChannelSession] = set()
+        self._suspended = None  # (channel, continuation) to run when a Suspend effect completes
+        self._held_frames: list = []
+        self._store_behind = False
+        self._heartbeat_at: float | None = None
+        self._recv_seen = True
+        self._sent_seen = False
+        self._missed_ticks = 0
+        self._deadline: float | None = now + HANDSHAKE_TIMEOUT
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> None:
+        """Bytes from the peer. Never raises: a bug in a handler costs this connection a 541,
+        not the broker."""
+        self.now = now
+        try:
+            self._receive(data)
+        except Exception as exc:  # a bug must cost one connection, not the broker
+            self._internal_failure(exc)
+
+    def _receive(self, data: bytes) -> None:
+        if self.state == CLOSED:
+            return  # lingering: discard until the peer closes its side
+        self._recv_seen = True
+        if self._suspended is not None:  # a handler waits for the disk: keep the bytes
+            self._buf += data
+            return
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        if self.state == HEADER:
+            if len(data) < 8:
+                self._buf = data
+                return
+            if data[:8] not in codec.ACCEPTED_HEADERS:
+                # wrong protocol or version: answer with ours and close, as the spec says
+                self._out.append(codec.PROTOCOL_HEADER)
+                self._finish(effects.CLOSE_SOCKET)
+                return
+            data = data[8:]
+            self.state = START_OK
+            self.send(handshake.start_frame())
+        self._receiving = True
+        try:
+            self._process(data)
+        finally:
+            self._receiving = False
+
+    def _process(self, data: bytes) -> None:
+        try:
+            frames, offset = codec.parse_frames(data, 0, self.frame_max)
+        except FrameError as exc:
+            self.hard_error(AMQPError(exc.code, exc.explanation))
+            return
+        if offset < len(data):
+            self._buf = data[offset:]
+        self._run_frames(frames)
+
+    def _run_frames(self, frames) -> None:
+        channels = self.channels
+        for position, (ftype, number, payload) in enumerate(frames):
+            if self._suspended is not None:
+                self._held_frames = frames[position:]
+                return
+            if self.state >= CLOSING:
+                self._while_closing(ftype, number, payload)
+                continue
+            channel = channels.get(number) if number else None
+            index = 0
+            try:
+                if channel is None or not channel.open:
+                    self._other_frame(ftype, number, channel, payload)  # rare: channel 0 etc.
+                    continue
+                if ftype == FRAME_METHOD:
+                    if len(payload) < 4:
+                        raise codec.unknown_frame(ftype, payload)
+                    content = channel.content
+                    if content.expecting:
+                        # content is expected: the method is not even decoded (as RabbitMQ's
+                        # command assembler); the error names the publish
+                        raise AMQPError(errors.UNEXPECTED_FRAME, content_expected(content), 60, 40)
+                    index = codec.method_index(payload)
+                    if index == BASIC_PUBLISH:
+                        content.start(*codec.decode_publish(payload))
+                    elif index == BASIC_ACK:
+                        channel.ack(*codec.decode_ack(payload))
+                    else:
+                        channel.handle_method(decode_channel_method(index, payload))
+                elif ftype == FRAME_BODY:
+                    content = channel.content
+                    if not content.has_header:
+                        if content.expecting:
+                            raise AMQPError(errors.UNEXPECTED_FRAME, content_expected(content), 60, 40)
+                        raise AMQPError(errors.UNEXPECTED_FRAME, METHOD_EXPECTED)
+                    index = BASIC_PUBLISH
+                    content.body(payload)
+                elif ftype == FRAME_HEADER:
+                    if len(payload) < 12:
+                        raise codec.unknown_frame(ftype, payload)
+                    content = channel.content
+                    if not content.expecting:
+                        raise AMQPError(errors.UNEXPECTED_FRAME, METHOD_EXPECTED)
+                    index = BASIC_PUBLISH
+                    content.header(payload)
+                else:
+                    not_on_a_channel(ftype, payload)
+            except FrameError as exc:
+                self.hard_error(AMQPError(exc.code, exc.explanation))
+                return
+            except AMQPError as exc:
+                if not exc.class_id and index and not exc.ids_fixed:
+                    exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
+                if channel is None or not channel.open:
+                    self.hard_error(exc)
+                else:
+                    self.channel_error(channel, exc)
+                if self.state >= CLOSING:
+                    return
+            except Exception as exc:  # a bug must cost one connection, not the broker
+                log.exception("internal error on channel %s of %s", number, self.name)
+                self.hard_error(errors.InternalError(f"internal error: {exc!r}"))
+                return
+
+    def _other_frame(self, ftype: int, number: int, channel, payload: bytes) -> None:
+        """Frames for channel zero, a channel not open, or one we are closing. As in
+        rabbit_reader, a frame that cannot be a frame at all (a method shorter than its
+        class/method ids, a heartbeat with a payload, a content header shorter than 12 bytes,
+        an unknown type) is `unknown_frame` whatever the state; raises AMQPError/FrameError."""
+        if ftype == FRAME_METHOD:
+            if len(payload) < 4:
+                raise codec.unknown_frame(ftype, payload)
+        elif ftype == FRAME_HEARTBEAT:
+            if payload:
+                raise codec.unknown_frame(ftype, payload)
+        elif ftype == FRAME_HEADER:
+            if len(payload) < 12:
+                raise codec.unknown_frame(ftype, payload)
+        elif ftype != FRAME_BODY:
+            raise codec.unknown_frame(ftype, payload)
+        if number == 0:
+            handshake.channel_zero(self, ftype, payload)
+        elif self.state < OPENED:  # nothing but channel zero before connection.open-ok
+            raise AMQPError(errors.UNEXPECTED_FRAME, f"type {ftype}, {codec.payload_snippet(payload)}")
+        elif channel is None:
+            self._unopened(ftype, number, payload)
+        else:
+            self._closing_channel(channel, ftype, payload)
+
+    def _closing_channel(self, channel: ChannelSession, ftype: int, payload: bytes) -> None:
+        """After we sent channel.close, only close-ok (or the peer's own close) matters. Methods
+        are still decoded (RabbitMQ's reader does: an undecodable one is a connection error);
+        content frames of a publish cut short by the error are dropped."""
+        if ftype == FRAME_HEARTBEAT:
+            not_on_a_channel(ftype, payload)
+        if ftype != FRAME_METHOD:
+            return
+        index = codec.method_index(payload)
+        decode_channel_method(index, payload, unknown_ok=True)
+        if index == codec.CHANNEL_CLOSE_OK:
+            self.channels.pop(channel.number, None)
+        elif index == codec.CHANNEL_CLOSE:  # crossing ours
+            self.send(handshake.channel_close_ok(channel.number))
+
+    def _unopened(self, ftype: int, number: int, payload: bytes) -> None:
+        if ftype == FRAME_HEARTBEAT:
+            not_on_a_channel(ftype, payload)
+        if ftype != FRAME_METHOD:
+            raise AMQPError(errors.UNEXPECTED_FRAME, METHOD_EXPECTED)
+        index = codec.method_index(payload)
+        decode_channel_method(index, payload, unknown_ok=True)  # decoded first, as RabbitMQ does
+        if index != codec.CHANNEL_OPEN:
+            raise AMQPError(errors.CHANNEL_ERROR, "expected 'channel.open'", index >> 16, index & 0xFFFF)
+        # channel_max limits how many channels are open, not their numbers (as RabbitMQ)
+        if len(self.channels) >= self.channel_max:
+            raise AMQPError(
+                errors.NOT_ALLOWED,
+                f"number of channels opened ({len(self.channels)}) has reached the "
+                f"negotiated channel_max ({self.channel_max})",
+            )
+        self.channels[number] = ChannelSession(self, number)
+        self.send(handshake.channel_open_ok(number))
+
+    def channel_closed(self, channel: ChannelSession) -> None:
+        self.channels.pop(channel.number, None)
+        self._confirm_channels.discard(channel)
+
+    # -- errors and closing --------------------------------------------------------------------
+
+    def channel_error(self, channel: ChannelSession, exc: AMQPError) -> None:
+        if exc.hard:
+            self.hard_error(exc)
+            return
+        log.debug("channel error on %s channel %s: %s", self.name, channel.number, exc.text)
+        channel.teardown()
+        self.send(handshake.channel_close(channel.number, exc))
+
+    def hard_error(self, exc: AMQPError) -> None:
+        # a bare text (541 INTERNAL_ERROR) keeps its detail for the log
+        text = exc.text
+        log.info("closing connection %s: %s", self.name,
+                 text if exc.explanation in text else f"{text} ({exc.explanation})")
+        self.close(exc.code, exc.text, exc.class_id, exc.method_id)
+
+    def close(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
+        """Server-initiated connection.close; the socket closes on close-ok or a timeout."""
+        if self.state >= CLOSING:
+            return
+        self._teardown_channels()
+        self.state = CLOSING
+        self.send(handshake.connection_close(code, text, class_id, method_id))
+        self._set_deadline(self.now + CLOSE_OK_TIMEOUT)
+
+    def peer_closed(self) -> None:
+        """The peer's connection.close: answer close-ok, then linger (see effects.Linger)."""
+        self._teardown_channels()
+        self.send(handshake.connection_close_ok())
+        self._linger()
+
+    def _while_closing(self, ftype: int, number: int, payload: bytes) -> None:
+        """After our connection.close only close-ok / a crossing close count; everything else,
+        malformed or not, is ignored (rabbit_reader in state closing)."""
+        if ftype != FRAME_METHOD or number != 0 or len(payload) < 4 or self.state == CLOSED:
+            return
+        index = codec.method_index(payload)
+        if index == codec.CONNECTION_CLOSE_OK:
+            self._linger()
+        elif index == codec.CONNECTION_CLOSE:  # crossing ours
+            self.send(handshake.connection_close_ok())
+            self._linger()
+
+    def _linger(self) -> None:
+        self._finish(effects.LINGER)
+        self._set_deadline(self.now + LINGER_TIMEOUT)
+
+    def _finish(self, effect) -> None:
+        """The AMQP conversation is over: nothing more is read, `effect` ends the socket."""
+        self.state = CLOSED
+        self._heartbeat_at = None
+        self._suspended = None
+        self._held_frames = []
+        self._buf = b""
+        self.effects.append(effect)
+
+    def refuse(self) -> None:
+        """Drop the connection without connection.close (what RabbitMQ does for a wrong
+        mechanism, a tune-ok out of range, or a failed login from an old client)."""
+        self._teardown_channels()
+        self._finish(effects.CLOSE_SOCKET)
+
+    def _internal_failure(self, exc: Exception) -> None:
+        """Last resort for a bug anywhere in the frame handling: log it, close the connection
+        with 541 (what RabbitMQ sends when a process of its own crashes), and drop the socket
+        if even that fails. Other connections are untouched."""
+        log.error("internal error on %s", self.name, exc_info=exc)
+        self._receiving = False
+        try:
+            if self.state < CLOSING:
+                self.hard_error(errors.InternalError(repr(exc)))
+            elif self.state != CLOSED:
+                self._finish(effects.CLOSE_SOCKET)
+        except Exception:
+            log.exception("cannot close %s cleanly, dropping it", self.name)
+            self._finish(effects.ABORT_SOCKET)
+
+    def _teardown_channels(self) -> None:
+        for channel in list(self.channels.values()):
+            channel.teardown()
+        self._confirm_channels.clear()
+
+    def connection_lost(self) -> None:
+        """The socket is gone (whatever the reason): release everything the connection held."""
+        self.state = CLOSED
+        self._teardown_channels()
+        self.channels.clear()
+        if self.vhost is not None:
+            self.vhost.connection_closed(self)
+        self._out = []
+        self.wakeup_at = None
+
+    # -- suspension and store backpressure ---------------------------------------------------
+
+    def suspend(self, channel: ChannelSession, awaitable, then) -> None:
+        """Stop handling frames until `awaitable` is done, then run `then()` (for `channel`)
+        and go on."""
+        self._suspended = (channel, then)
+        self.effects.append(effects.Suspend(awaitable))
+
+    def resume(self, error: BaseException | None, now: float) -> None:
+        """The awaitable of a Suspend effect finished (`error` if it failed)."""
+        self.now = now
+        suspended, self._suspended = self._suspended, None
+        if suspended is None or self.state >= CLOSING:
+            return
+        channel, then = suspended
+        self._receiving = True
+        try:
+            if channel.open:
+                try:
+                    if error is not None:
+                        raise AMQPError(errors.INTERNAL_ERROR, f"internal error: {error!r}")
+                    then()
+                except AMQPError as exc:
+                    self.channel_error(channel, exc)
+            if self._suspended is None:  # then() may have suspended again
+                held, self._held_frames = self._held_frames, []
+                if held and self.state < CLOSING:
+                    self._run_frames(held)
+            if self._suspended is None and self._buf and self.state < CLOSING:
+                data, self._buf = self._buf, b""
+                self._process(data)
+        except Exception as exc:
+            self._internal_failure(exc)
+        finally:
+            self._receiving = False
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended is not None
+
+    def store_behind(self) -> None:
+        """The store asked publishers to wait (see effects.StoreBehind); once per episode."""
+        if not self._store_behind:
+            self._store_behind = True
+            self.effects.append(effects.STORE_BEHIND)
+
+    def store_caught_up(self) -> None:
+        self._store_behind = False
+
+    # -- output --------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._receiving and not self._wakeup_pending:
+            self._wakeup_pending = True
+            self.on_output()
+
+    def confirms_ready(self, channel: ChannelSession) -> None:
+        self._confirm_channels.add(channel)
+        if not self._receiving and not self._wakeup_pending:
+            self._wakeup_pending = True
+            self.on_output()
+
+    def data_to_send(self) -> bytes:
+        """Everything to write now, coalesced publisher confirms included."""
+        self._wakeup_pending = False
+        if self._confirm_channels:
+            for channel in self._confirm_channels:
+                if channel.open:
+                    self._out.extend(channel.confirm_frames())
+            self._confirm_channels.clear()
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        self._sent_seen = True
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def pause_writing(self) -> None:
+        """The adapter's send buffer is full: consumers stop getting deliveries."""
+        self.write_paused = True
+        for channel in self.channels.values():
+            channel.paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for channel in list(self.channels.values()):
+            if channel.open:
+                channel.resume()
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def start_heartbeat(self, seconds: int) -> None:
+        """Heartbeats as negotiated in tune-ok: we tick every half interval, send a heartbeat
+        when nothing else went out, and give up after two intervals of silence."""
+        self.heartbeat = seconds
+        if seconds:
+            self._heartbeat_at = self.now + seconds / 2
+            self._update_wakeup()
+
+    def opened(self) -> None:
+        self.state = OPENED
+        self._set_deadline(None)
+
+    def _set_deadline(self, when: float | None) -> None:
+        self._deadline = when
+        self._update_wakeup()
+
+    def _update_wakeup(self) -> None:
+        times = [t for t in (self._deadline, self._heartbeat_at) if t is not None]
+        self.wakeup_at = min(times) if times else None
+
+    def tick(self, now: float) -> None:
+        """Called by the adapter at (or after) `wakeup_at`."""
+        self.now = now
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
+            self._deadline = None
+            if self.state < OPENED:
+                log.info("handshake timeout on %s", self.name)
+                self._finish(effects.ABORT_SOCKET)
+            elif self.state == CLOSING:  # no close-ok in time
+                self._finish(effects.CLOSE_SOCKET)
+            elif self.state == CLOSED:  # the peer did not close after close-ok
+                self.effects.append(effects.CLOSE_SOCKET)
+        beat = self._heartbeat_at
+        if beat is not None and now >= beat and self.state < CLOSING:
+            if not self._sent_seen:
+                self._out.append(codec.HEARTBEAT_FRAME)
+            self._sent_seen = False
+            self._missed_ticks = 0 if self._recv_seen else self._missed_ticks + 1
+            self._recv_seen = False
+            if self._missed_ticks >= 4:  # ticks are half an interval: two intervals of silence
+                log.warning("missed heartbeats from %s, closing it", self.name)
+                self._finish(effects.ABORT_SOCKET)
+            else:
+                self._heartbeat_at = now + self.heartbeat / 2
+        self._update_wakeup()
+
+
+def _no_wakeup() -> None:
+    return None
