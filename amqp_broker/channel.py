@@ -18,11 +18,11 @@ from . import codec, errors
 from .confirms import ConfirmTracker
 from .consumer import Consumer
 from .errors import AMQPError, resource
-from .exchanges.erlang_format import field_type
 from .message import Message
 from .properties import REPLY_TO as PROP_REPLY_TO
 from .properties import Properties, PropertyError, encode_shortstr, splice
 from .queue_args import parse_expiration
+from .tables import field_type
 from .vhost import REPLY_TO
 
 if TYPE_CHECKING:  # pragma: no cover

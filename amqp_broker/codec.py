@@ -25,7 +25,7 @@ from pamqp import encode as pencode
 
 from . import errors, tables
 from .errors import AMQPError
-from .exchanges.erlang_format import erl_binary
+from .erlang_terms import erl_binary, erl_octets
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 # RabbitMQ also takes the old 0-9 header as 0-9-1 (rabbit_reader:handshake/2)
@@ -116,12 +116,6 @@ def method_index(payload: bytes) -> int:
 def unknown_frame(ftype: int, payload: bytes) -> FrameError:
     """RabbitMQ's text for a frame it cannot make sense of (bad type, truncated method)."""
     return FrameError(errors.FRAME_ERROR, f"type {ftype}, {payload_snippet(payload)}: unknown_frame")
-
-
-def erl_octets(data: bytes) -> str:
-    """A binary as Erlang's ~w prints it: always numbers (<<97,98>>, never <<"ab">>). Only the
-    first 256 bytes: anything longer is cut by the 255-byte reply-text limit anyway."""
-    return "<<" + ",".join(map(str, data[:256])) + (",...>>" if len(data) > 256 else ">>")
 
 
 def cannot_decode(index: int, fields: bytes) -> AMQPError:
@@ -272,13 +266,6 @@ content_header_fields = _HEADER_START.unpack_from  # (payload, 0) -> (class_id, 
 # errors name the AMQP type ("of type 'signedint'"), so the argument tables of declare methods
 # are decoded here keeping each value's type letter.
 
-TYPE_NAMES = {
-    "t": "bool", "b": "byte", "B": "unsignedbyte", "s": "short", "u": "unsignedshort",
-    "I": "signedint", "i": "unsignedint", "l": "long", "L": "unsignedlong", "f": "float",
-    "d": "double", "D": "decimal", "S": "longstr", "s_": "shortstr", "A": "array",
-    "T": "timestamp", "F": "table", "V": "void", "x": "binary",
-}
-
 
 def typed_table(data: bytes, offset: int):
     """Decode a field table at `offset` -> ({key: (type_letter, value)}, new_offset).
@@ -301,24 +288,6 @@ def declare_arguments(payload: bytes) -> dict:
     else:
         raise ValueError("not a declare method")
     return typed_table(payload, off)[0]
-
-
-def describe_typed(value) -> str:
-    """RabbitMQ's rendering of a typed value in equivalence errors."""
-    if value is None:
-        return "none"
-    letter, v = value
-    return f"the value '{_render(v)}' of type '{TYPE_NAMES.get(letter, letter)}'"
-
-
-def _render(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (bytes, bytearray)):
-        return v.decode("utf-8", "replace")
-    if isinstance(v, (int, float, Decimal, str)):
-        return str(v)
-    return repr(v)
 
 
 # ---------------------------------------------------------------------------------------------
