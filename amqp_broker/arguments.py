@@ -1,4 +1,4 @@
-"""Redeclare equivalence, as RabbitMQ checks it.
+"""Redeclare equivalence, as RabbitMQ checks it (rabbit_misc:assert_args_equivalence/4).
 
 A redeclare with different properties is a 406 whose text names the first differing field.
 Only a fixed set of x-arguments take part (others are ignored); integer types compare by class,
@@ -7,8 +7,9 @@ so `signedint 5` equals `long 5`, but the error text names each side's AMQP type
 from __future__ import annotations
 
 from . import errors
-from .codec import describe_typed
+from .erlang_terms import erl_text
 from .errors import resource
+from .tables import FLOAT_LETTERS, INT_LETTERS, TYPE_NAMES
 
 QUEUE_EQUIVALENT_ARGS = (
     "x-expires",
@@ -27,14 +28,11 @@ QUEUE_EQUIVALENT_ARGS = (
 )
 EXCHANGE_EQUIVALENT_ARGS = ("alternate-exchange",)
 
-_INT_LETTERS = frozenset("bBsuIilL")
-_FLOAT_LETTERS = frozenset("fd")
-
 
 def _type_class(letter: str) -> str:
-    if letter in _INT_LETTERS:
+    if letter in INT_LETTERS:
         return "int"
-    if letter in _FLOAT_LETTERS:
+    if letter in FLOAT_LETTERS:
         return "float"
     return letter
 
@@ -66,18 +64,19 @@ def check_args(kind: str, name: str, vhost: str, keys, current: dict, received: 
         if old is not None and new is not None:
             if _type_class(old[0]) == _type_class(new[0]) and old[1] == new[1]:
                 continue
-            raise _field(kind, name, vhost, key, f"'{_plain(new[1])}'", f"'{_plain(old[1])}'")
+            raise _field(kind, name, vhost, key, f"'{erl_text(new[1])}'", f"'{erl_text(old[1])}'")
         if key == "x-queue-type" and (old or new) == ("S", "classic"):
             continue  # rabbit_misc:assert_field_equivalence/4, rabbitmq-common#341
         raise _field(kind, name, vhost, key, describe_typed(new), describe_typed(old))
 
 
-def _plain(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+def describe_typed(typed) -> str:
+    """A (type letter, value) argument, or None for a missing one, as rabbit_misc's
+    equivalence errors show it (``val/1``)."""
+    if typed is None:
+        return "none"
+    letter, value = typed
+    return f"the value '{erl_text(value)}' of type '{TYPE_NAMES.get(letter, letter)}'"
 
 
 def check_queue_equivalence(queue, vhost: str, durable: bool, auto_delete: bool, typed: dict) -> None:
@@ -92,5 +91,4 @@ def check_exchange_equivalence(ex, vhost, type_name, durable, auto_delete, inter
     _check_flag("exchange", ex.name, vhost, "durable", durable, ex.durable)
     _check_flag("exchange", ex.name, vhost, "auto_delete", auto_delete, ex.auto_delete)
     _check_flag("exchange", ex.name, vhost, "internal", internal, ex.internal)
-    current = getattr(ex, "typed_arguments", None) or {}
-    check_args("exchange", ex.name, vhost, EXCHANGE_EQUIVALENT_ARGS, current, typed)
+    check_args("exchange", ex.name, vhost, EXCHANGE_EQUIVALENT_ARGS, ex.typed_arguments, typed)

@@ -19,7 +19,7 @@ from . import errors
 from .auth import UserStore
 from .server import ClientConnection
 from .expiry import Expirer
-from .policy_service import Policies
+from .policy_service import PolicyService
 from .vhost import VHost
 
 log = logging.getLogger("amqp_broker")
@@ -53,7 +53,7 @@ class Broker:
         self.connections: set[ClientConnection] = set()
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
         self.reply_channels: dict = {}
-        self.policies = Policies(self)
+        self.policies = PolicyService(self)
         from .delayed import DelayedDelivery
 
         # messages held by x-delayed-message exchanges until they are due
@@ -168,13 +168,6 @@ class Broker:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
-    async def serve_forever(self) -> None:
-        """Run until cancelled (the CLI cancels it on SIGINT/SIGTERM)."""
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
-
     # -- recovery ----------------------------------------------------------------------------------
 
     def _recover(self) -> None:
@@ -211,8 +204,7 @@ class Broker:
             dest = (vhost.queues if bd.destination_type == "queue" else vhost.exchanges).get(bd.destination)
             if source is None or dest is None:
                 continue
-            if source.bind(dest, bd.routing_key, bd.arguments):
-                vhost._sources.setdefault(dest, set()).add(source)
+            vhost.restore_binding(source, dest, bd.routing_key, bd.arguments)
 
     def _recover_users(self) -> None:
         """Users live in the store when it has them; the first start writes the defaults."""

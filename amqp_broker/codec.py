@@ -13,12 +13,11 @@ strings must be UTF-8 (except basic.publish's), and field tables go through amqp
 (linear, any depth, keys that are not UTF-8, timestamps beyond datetime).
 
 Outgoing frames never go through pamqp's `validate()`: it enforces a stricter name syntax than
-RabbitMQ (see pamqp-notes.md, trap 1) and would crash on names RabbitMQ accepts.
+RabbitMQ (docs/protocol-notes.md, "Name validation on built frames") and would crash on names RabbitMQ accepts.
 """
 from __future__ import annotations
 
 import struct
-from decimal import Decimal
 
 from pamqp import commands
 from pamqp import encode as pencode
@@ -26,7 +25,7 @@ from pamqp import encode as pencode
 from . import errors, tables
 from .errors import AMQPError
 from .args import Arguments
-from .exchanges.erlang_format import erl_binary
+from .erlang_terms import erl_binary, erl_octets
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 # RabbitMQ also takes the old 0-9 header as 0-9-1 (rabbit_reader:handshake/2)
@@ -83,7 +82,8 @@ def parse_frames(data, offset: int, frame_max: int):
 
     Returns (frames, new_offset) where frames is a list of (type, channel, payload) and payload
     is a `bytes`. A frame is returned only when all of it, frame-end byte included, is present
-    (pamqp would accept a truncated heartbeat; see pamqp-notes.md trap 3).
+    (pamqp would accept a truncated heartbeat: docs/protocol-notes.md, "Incomplete heartbeat
+    accepted").
     """
     frames = []
     n = len(data)
@@ -124,12 +124,6 @@ def method_index(payload: bytes) -> int:
 def unknown_frame(ftype: int, payload: bytes) -> FrameError:
     """RabbitMQ's text for a frame it cannot make sense of (bad type, truncated method)."""
     return FrameError(errors.FRAME_ERROR, f"type {ftype}, {payload_snippet(payload)}: unknown_frame")
-
-
-def erl_octets(data: bytes) -> str:
-    """A binary as Erlang's ~w prints it: always numbers (<<97,98>>, never <<"ab">>). Only the
-    first 256 bytes: anything longer is cut by the 255-byte reply-text limit anyway."""
-    return "<<" + ",".join(map(str, data[:256])) + (",...>>" if len(data) > 256 else ">>")
 
 
 def cannot_decode(index: int, fields: bytes) -> AMQPError:
@@ -271,37 +265,6 @@ content_header_fields = _HEADER_START.unpack_from  # (payload, 0) -> (class_id, 
 
 
 # ---------------------------------------------------------------------------------------------
-# Typed field tables. pamqp folds every integer type into `int`, but RabbitMQ's equivalence
-# errors name the AMQP type ("of type 'signedint'"), so the argument tables of declare methods
-# are decoded here keeping each value's type letter.
-
-TYPE_NAMES = {
-    "t": "bool", "b": "byte", "B": "unsignedbyte", "s": "short", "u": "unsignedshort",
-    "I": "signedint", "i": "unsignedint", "l": "long", "L": "unsignedlong", "f": "float",
-    "d": "double", "D": "decimal", "S": "longstr", "s_": "shortstr", "A": "array",
-    "T": "timestamp", "F": "table", "V": "void", "x": "binary",
-}
-
-
-def describe_typed(value) -> str:
-    """RabbitMQ's rendering of a typed value in equivalence errors."""
-    if value is None:
-        return "none"
-    letter, v = value
-    return f"the value '{_render(v)}' of type '{TYPE_NAMES.get(letter, letter)}'"
-
-
-def _render(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (bytes, bytearray)):
-        return v.decode("utf-8", "replace")
-    if isinstance(v, (int, float, Decimal, str)):
-        return str(v)
-    return repr(v)
-
-
-# ---------------------------------------------------------------------------------------------
 # Outgoing frames
 
 
@@ -317,7 +280,8 @@ def method_frame(channel: int, payload: bytes) -> bytes:
 
 
 def _marshal_args(obj) -> bytes:
-    """pamqp's Frame.marshal without validate() (trap 1 of pamqp-notes.md)."""
+    """pamqp's Frame.marshal without validate() (docs/protocol-notes.md, "Name validation on
+    built frames")."""
     byte, offset, output, in_bits = 0, 0, [], False
     for argument in obj.__slots__:
         data_type = obj.amqp_type(argument)

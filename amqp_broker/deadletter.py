@@ -15,6 +15,7 @@ from . import rawtable
 from .message import Message
 from .publish import enqueue
 from .properties import EXPIRATION, HEADERS, Properties, splice_many
+from .tables import INT_LETTERS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .queue import Queue
@@ -94,7 +95,7 @@ def rewrite_header(header: bytes, reason: str, queue: str, exchange: str, routin
             # the same {queue, reason} again: count + 1, first-death values kept
             death = []
             for key, letter, raw in match:
-                if key == _COUNT and letter in "bBsuIilL":
+                if key == _COUNT and letter in INT_LETTERS:
                     raw, letter = rawtable.long(rawtable.read_long(letter, raw) + 1), "l"
                 death.append((key, letter, raw))
         death.sort(key=_key_of)  # rabbit_misc:sort_field_table

@@ -51,6 +51,8 @@ from .message import Message
 from .publish import enqueue
 from .properties import HEADERS, Properties, splice
 from .queue_args import parse_expiration
+from .tables import INT_LETTERS
+from .vhost import extra_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker import Broker
@@ -60,7 +62,6 @@ log = logging.getLogger("amqp_broker.delayed")
 X_DELAY = b"x-delay"
 MAX_DELAY = 4294967295  # ?ERL_MAX_T: the longest Erlang timer, in ms
 _X_DELAY_KEY = b"\x07x-delay"  # as the key appears on the wire (shortstr)
-_INT_LETTERS = frozenset("bBsuIilL")
 _ERLANG_INT = re.compile(r"[+-]?[0-9]+")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
@@ -78,7 +79,7 @@ def _header_entries(header: bytes, props: Properties):
 def _delay_value(letter: str, raw: bytes) -> int | None:
     """rabbit_delayed_message_utils:get_delay_header/1 for one value: the delay, or None
     ("nodelay") when the field type is not one the plugin reads."""
-    if letter in _INT_LETTERS:
+    if letter in INT_LETTERS:
         return rawtable.read_long(letter, raw)
     if letter == "d":
         return math.trunc(_F64.unpack(raw)[0])
@@ -178,9 +179,7 @@ class DelayedDelivery:
             # CC/BCC are read (and refused when malformed) at publish time, as in RabbitMQ
             # where they become the message's routing keys before any exchange sees it; the
             # alternate exchange, tried now, routes with them too.
-            from .vhost import _extra_keys
-
-            msg.extra_keys = _extra_keys(msg.headers())
+            msg.extra_keys = extra_keys(msg.headers())
         due_at = now_ms() + delay_ms
         row_id = None
         store = vhost.store

@@ -107,15 +107,6 @@ class InternalError(AMQPError):
         return REPLY_NAMES[INTERNAL_ERROR]
 
 
-class ConnectionError(AMQPError):  # noqa: A001 - deliberately AMQP's notion, not the builtin
-    """An error that must close the connection even though its code is a soft one
-    (any error on channel 0 is a connection error)."""
-
-    @property
-    def hard(self) -> bool:
-        return True
-
-
 def resource(kind: str, name: str, vhost: str) -> str:
     """How RabbitMQ names a resource in reply texts: queue 'x' in vhost '/'."""
     return f"{kind} '{name}' in vhost '{vhost}'"

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .erlang_terms import erl_charlist, erl_json
+
 APPLY_TO = ("all", "exchanges", "queues", "classic_queues", "quorum_queues", "streams")
 # what each apply-to value reaches; our queues are all classic, so quorum_queues and streams
 # policies are valid (RabbitMQ accepts them) but never match anything here
@@ -32,55 +34,6 @@ class PolicyError(ValueError):
         super().__init__("; ".join(self.errors))
 
 
-# -- Erlang term rendering (io_lib ~p) of JSON-decoded values --------------------------------
-
-def erl(value) -> str:
-    """`value` as Erlang's ~p prints the term RabbitMQ's JSON decoder makes of it."""
-    if value is None:
-        return "null"  # JSON null decodes to the atom null
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _erl_float(value)
-    if isinstance(value, (str, bytes, bytearray)):
-        return _erl_binary(value)
-    if isinstance(value, dict):  # JSON objects decode to maps, printed with sorted keys
-        items = sorted((erl(k), erl(v)) for k, v in value.items())
-        return "#{" + ",".join(f"{k} => {v}" for k, v in items) + "}"
-    if isinstance(value, tuple):
-        return "{" + ",".join(erl(v) for v in value) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(erl(v) for v in value) + "]"
-    return repr(value)
-
-
-def _erl_float(value: float) -> str:
-    text = repr(value)  # shortest round-trip digits, like Erlang's ~p
-    if "e" not in text:
-        return text
-    mantissa, exponent = text.split("e")
-    if "." not in mantissa:
-        mantissa += ".0"  # Erlang always prints a fraction: 1.0e20, not 1e20
-    return f"{mantissa}e{int(exponent)}"
-
-
-def _erl_binary(value) -> str:
-    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-    text = data.decode("utf-8", "replace")
-    if "\ufffd" in text or any(ord(c) < 32 and c not in "\n\r\t" for c in text):
-        return "<<" + ",".join(map(str, data)) + ">>"  # unprintable: Erlang shows the bytes
-    body = (text.replace("\\", "\\\\").replace('"', '\\"')
-            .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
-    # ~tp marks non-ASCII UTF-8 with /utf8; plain ASCII prints bare
-    return f'<<"{body}"/utf8>>' if not text.isascii() else f'<<"{body}">>'
-
-
-def _charlist(text: str) -> str:  # an Erlang string (char list): ~p prints it quoted
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 # -- definition validators -------------------------------------------------------------------
 
 def _is_int(v) -> bool:
@@ -89,19 +42,19 @@ def _is_int(v) -> bool:
 
 def _int_at_least(minimum: int, what: str):
     def check(v):
-        return None if _is_int(v) and v >= minimum else f"{erl(v)} is not a valid {what}"
+        return None if _is_int(v) and v >= minimum else f"{erl_json(v)} is not a valid {what}"
     return check
 
 
 def _string(what: str):
     def check(v):
-        return None if isinstance(v, str) else f"{erl(v)} is not a valid {what}"
+        return None if isinstance(v, str) else f"{erl_json(v)} is not a valid {what}"
     return check
 
 
 def _one_of(values, what: str):
     def check(v):
-        return None if isinstance(v, str) and v in values else f"{erl(v)} is not a valid {what}"
+        return None if isinstance(v, str) and v in values else f"{erl_json(v)} is not a valid {what}"
     return check
 
 
@@ -113,7 +66,7 @@ def _max_age(v):
     m = _MAX_AGE.fullmatch(v) if isinstance(v, str) else None
     if m and m.group(1) and int(m.group(1)) > 0 and m.group(2) in ("Y", "M", "D", "h", "m", "s"):
         return None
-    return f"{erl(v)} is not a valid max age"
+    return f"{erl_json(v)} is not a valid max age"
 
 
 # rabbit_policies:validate_policy0/2, key by key. Its fold visits the definition in sorted key
@@ -146,7 +99,7 @@ HA_KEYS = ("ha-mode", "ha-params", "ha-sync-mode", "ha-sync-batch-size",
 
 def _validate_master_locator(value) -> str | None:
     # rabbit_queue_location_validator:validate_policy/1
-    return None if value in _LOCATORS else f"{erl(value)} invalid queue-master-locator value"
+    return None if value in _LOCATORS else f"{erl_json(value)} invalid queue-master-locator value"
 
 
 def _validate_ha(defn: dict) -> str | None:
@@ -160,11 +113,11 @@ def _validate_ha(defn: dict) -> str | None:
     mode, params = present["ha-mode"], present.get("ha-params")
     missing = "ha-params" not in present
     if mode not in ("all", "exactly", "nodes"):
-        return f"{erl(mode)} is not a valid ha-mode value"
+        return f"{erl_json(mode)} is not a valid ha-mode value"
     if mode == "all" and not missing:
         return 'ha-mode="all" does not take parameters'
     # a missing ha-params reaches the mode module as the atom none
-    shown = "none" if missing else erl(params)
+    shown = "none" if missing else erl_json(params)
     if mode == "exactly" and not (_is_int(params) and params > 0):
         return f'ha-mode="exactly" takes an integer, {shown} given'
     if mode == "nodes":
@@ -174,7 +127,7 @@ def _validate_ha(defn: dict) -> str | None:
             return 'ha-mode="nodes" list must be non-empty'
         bad = [n for n in params if not isinstance(n, str)]
         if bad:
-            return f'ha-mode="nodes" takes a list of strings, {erl(bad)} was not a string'
+            return f'ha-mode="nodes" takes a list of strings, {erl_json(bad)} was not a string'
     for key, allowed, text in (
         ("ha-sync-mode", ("manual", "automatic"), 'ha-sync-mode must be "manual" or "automatic"'),
         ("ha-sync-batch-size", None, None),
@@ -188,9 +141,9 @@ def _validate_ha(defn: dict) -> str | None:
         value = present[key]
         if allowed is None:
             if not (_is_int(value) and value > 0):
-                return f"ha-sync-batch-size takes an integer greater than 0, {erl(value)} given"
+                return f"ha-sync-batch-size takes an integer greater than 0, {erl_json(value)} given"
         elif value not in allowed:
-            return f"{text}, got {erl(value)}"
+            return f"{text}, got {erl_json(value)}"
     return None
 
 
@@ -198,7 +151,7 @@ def _validate_definition(defn) -> str | None:
     """rabbit_policy:validation/3 + validation0/2: each validator module sees its own keys;
     keys no module claims are reported only when every module passed."""
     if not isinstance(defn, dict):
-        return f"definition must be a dictionary: {erl(defn)}"
+        return f"definition must be a dictionary: {erl_json(defn)}"
     if not defn:
         return "no policy provided"
     keys = sorted(defn, key=lambda k: (not isinstance(k, str), str(k)))
@@ -215,7 +168,7 @@ def _validate_definition(defn) -> str | None:
     unknown = [(k, defn[k]) for k in keys
                if not (isinstance(k, str) and (k in _CORE or k in HA_KEYS or k == "queue-master-locator"))]
     if unknown:
-        return f"{erl(unknown)} are not recognised policy settings"
+        return f"{erl_json(unknown)} are not recognised policy settings"
     return None
 
 
@@ -243,7 +196,7 @@ def validate(name: str, pattern: str, definition: dict, priority=0, apply_to: st
         # rabbit_policy:parse_set/8 coerces the CLI's text first and stops at once if it fails
         text = priority.decode("utf-8", "replace") if isinstance(priority, bytes) else priority
         if not _INTEGER_TEXT.fullmatch(text):
-            raise PolicyError(f"{erl(priority)} priority must be a number")
+            raise PolicyError(f"{erl_json(priority)} priority must be a number")
         priority = int(text)
     errors = []
     # rabbit_parameter_validation:proplist/3 prepends each result, so RabbitMQ lists them in
@@ -255,7 +208,7 @@ def validate(name: str, pattern: str, definition: dict, priority=0, apply_to: st
                       # the double space is RabbitMQ's (two concatenated literals)
                       "'classic_queues',  'quorum_queues', 'streams', 'exchanges', or 'all'")
     if not isinstance(pattern, str):
-        errors.append(f"pattern should be a binary but was {erl(pattern)}")
+        errors.append(f"pattern should be a binary but was {erl_json(pattern)}")
     else:
         try:
             re.compile(pattern)
@@ -263,10 +216,10 @@ def validate(name: str, pattern: str, definition: dict, priority=0, apply_to: st
             # RabbitMQ shows re:compile's {ErrorString, Offset}; PCRE's wording differs from
             # Python's, so the reason text is Python's in the same shape
             errors.append(f"pattern should be regular expression but is invalid: "
-                          f"{{{_charlist(exc.msg)},{exc.pos or 0}}}")
+                          f"{{{erl_charlist(exc.msg)},{exc.pos or 0}}}")
     # rabbit_parameter_validation:number/2 accepts any number (floats too)
     if not isinstance(priority, (int, float)) or isinstance(priority, bool):
-        errors.append(f"priority should be a number, actually was {erl(priority)}")
+        errors.append(f"priority should be a number, actually was {erl_json(priority)}")
     if errors:
         raise PolicyError(errors)
     return ValidatedPolicy(name, pattern, _copy(definition), priority, apply_to)
@@ -308,8 +261,9 @@ class Policy:
         return self.apply_to in allowed and self._regex.search(name) is not None
 
 
-class PolicyStore:
-    """Policies per vhost, in memory. Persisting them is the broker's job."""
+class PolicyRegistry:
+    """The policies of every vhost, validated and matched, in memory only. Applying them to
+    queues and exchanges, and persisting them, is PolicyService's job (policy_service.py)."""
 
     def __init__(self):
         self._by_vhost: dict[str, dict[str, Policy]] = {}
@@ -329,9 +283,6 @@ class PolicyStore:
         if not policies:
             del self._by_vhost[vhost]
         return True
-
-    def delete_vhost(self, vhost: str) -> None:
-        self._by_vhost.pop(vhost, None)
 
     def get(self, vhost: str, name: str) -> Policy | None:
         return self._by_vhost.get(vhost, {}).get(name)

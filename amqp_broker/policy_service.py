@@ -1,26 +1,30 @@
-"""Policies as the broker runs them: validated (policies.py), stored durably, and applied to
-every matching queue and exchange of the vhost at once, including existing ones.
+"""Policies as the broker runs them: validated and matched by the registry (policies.py),
+stored durably, and applied to every matching queue and exchange of the vhost at once,
+including existing ones.
 
-This is the Python API the CLI and the HTTP API call:
+This is the broker's policy API (`broker.policies`), the one the README documents:
 
     broker.policies.set("/", "ttl", "^orders\\.", {"message-ttl": 60000}, priority=1)
     broker.policies.delete("/", "ttl")
+    broker.policies.list("/")
 
-Both must run on the broker's event loop (they touch queues).
+Set and delete must run on the broker's event loop (they touch queues).
 """
 from __future__ import annotations
 
 import json
 
-from .policies import Policy, PolicyError, PolicyStore, effective_exchange_arguments, effective_queue_arguments
+from .policies import Policy, PolicyError, PolicyRegistry, effective_exchange_arguments, effective_queue_arguments
 
-__all__ = ["Policies", "PolicyError"]
+__all__ = ["PolicyService", "PolicyError"]
 
 
-class Policies:
+class PolicyService:
+    """The broker's policies: a PolicyRegistry plus persistence plus applying them."""
+
     def __init__(self, broker):
         self.broker = broker
-        self.registry = PolicyStore()
+        self.registry = PolicyRegistry()
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -44,9 +48,6 @@ class Policies:
                 store.delete_policy(vhost, name)
             self.apply(vhost)
         return existed
-
-    def get(self, vhost: str, name: str) -> Policy | None:
-        return self.registry.get(vhost, name)
 
     def list(self, vhost: str | None = None) -> list[Policy]:
         return self.registry.list(vhost)

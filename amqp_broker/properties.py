@@ -1,11 +1,11 @@
 """Reading and splicing basic.properties inside a raw content header.
 
 The broker forwards every content header byte for byte (decoding and re-encoding changes
-values: see pamqp-notes.md trap 2). It only needs a few properties (delivery-mode, priority,
-expiration, reply-to, user-id, and the headers table for the headers exchange and CC/BCC), so it
-walks the property list once, remembering where each property sits. When the broker itself must
-change a property (direct reply-to rewrites reply-to, BCC is stripped) it splices the new bytes
-in and leaves every other byte untouched.
+values: see "Re-encoding changes values" in docs/protocol-notes.md). It only needs a few
+properties (delivery-mode, priority, expiration, reply-to, user-id, and the headers table for
+the headers exchange and CC/BCC), so it walks the property list once, remembering where each
+property sits. When the broker itself must change a property (direct reply-to rewrites
+reply-to, BCC is stripped) it splices the new bytes in and leaves every other byte untouched.
 """
 from __future__ import annotations
 

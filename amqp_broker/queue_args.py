@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 
 from . import errors
-from .codec import TYPE_NAMES
+from .erlang_terms import erl_charlist
 from .errors import resource
+from .tables import INT_LETTERS, TYPE_NAMES
 
 MAX_EXPIRY = 315_360_000_000  # ms, ten years: rabbit_misc:check_expiry
 MAX_PRIORITY = 255
-_INT_LETTERS = frozenset("bBsuIilL")
 
 
 def _type(letter: str) -> str:
@@ -23,7 +23,7 @@ def _type(letter: str) -> str:
 
 def _int(typed):
     letter, _ = typed
-    if letter not in _INT_LETTERS:
+    if letter not in INT_LETTERS:
         return f'"expected integer, got {_type(letter)}"'
     return None
 
@@ -148,8 +148,7 @@ def parse_expiration(text: str) -> int:
     if match is None:
         reason = "no_integer"
     elif match.group(2):
-        rest = match.group(2).replace("\\", "\\\\").replace('"', '\\"')
-        reason = f'{{leftover_string,"{rest}"}}'
+        reason = f"{{leftover_string,{erl_charlist(match.group(2))}}}"
     else:
         value = int(match.group(1))
         reason = _expiry(value)

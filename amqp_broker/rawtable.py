@@ -2,34 +2,30 @@
 
 When the broker itself must change a message's headers (dead-lettering adds x-death), every
 header it does not touch must reach consumers byte for byte: decoding and re-encoding would
-narrow integer types, lose timestamp precision and mangle non-UTF-8 strings (pamqp-notes.md,
-trap 2). So a table is split into (key, type letter, raw value bytes) entries by skipping each
-value by its length (tables and arrays carry their own length prefix, so this is linear and
-never recursive), entries are edited, and the table is joined again.
+narrow integer types, lose timestamp precision and mangle non-UTF-8 strings (see "Re-encoding
+changes values" in docs/protocol-notes.md). So a table is split into (key, type letter, raw
+value bytes) entries by skipping each value by its length (tables and arrays carry their own
+length prefix, so this is linear and never recursive), entries are edited, and the table is
+joined again.
 """
 from __future__ import annotations
 
 import struct
 
+from .tables import FIXED_SIZES, INT_STRUCTS, PREFIXED_LETTERS, TableError
+
 _U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
-_FIXED = {"t": 1, "b": 1, "B": 1, "s": 2, "u": 2, "I": 4, "i": 4, "l": 8, "L": 8, "f": 4,
-          "d": 8, "D": 5, "T": 8, "V": 0}
-_PREFIXED = frozenset("SAFx")
 
 Entry = tuple[bytes, str, bytes]  # key (raw shortstr bytes), type letter, raw value
 
 
-class TableError(ValueError):
-    """The table is malformed."""
-
-
 def _value_end(data: bytes, pos: int, letter: str) -> int:
-    size = _FIXED.get(letter)
+    size = FIXED_SIZES.get(letter)
     if size is not None:
         end = pos + size
-    elif letter in _PREFIXED:
+    elif letter in PREFIXED_LETTERS:
         if pos + 4 > len(data):
             raise TableError("truncated field")
         end = pos + 4 + _U32.unpack_from(data, pos)[0]
@@ -110,8 +106,7 @@ def long(value: int) -> bytes:
 
 def read_long(letter: str, raw: bytes) -> int:
     """Any integer type's value (x-death counts may come back with other widths)."""
-    fmt = {"b": ">b", "B": ">B", "s": ">h", "u": ">H", "I": ">i", "i": ">I", "l": ">q", "L": ">Q"}[letter]
-    return struct.unpack(fmt, raw)[0]
+    return INT_STRUCTS[letter].unpack(raw)[0]
 
 
 def timestamp(seconds: int) -> bytes:

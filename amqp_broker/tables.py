@@ -30,11 +30,18 @@ import struct
 from decimal import Decimal
 
 __all__ = [
+    "TYPE_NAMES",
+    "INT_STRUCTS",
+    "INT_LETTERS",
+    "FLOAT_LETTERS",
+    "FIXED_SIZES",
+    "PREFIXED_LETTERS",
     "TableError",
     "RawTimestamp",
+    "type_letter",
+    "field_type",
     "decode_table",
     "decode_table_body",
-    "decode_array",
     "check_table",
     "remove_key",
     "encode_table",
@@ -57,30 +64,80 @@ class RawTimestamp(int):
 
 
 _U32 = struct.Struct(">I").unpack_from
-_S8 = struct.Struct(">b").unpack_from
-_S16 = struct.Struct(">h").unpack_from
-_U16 = struct.Struct(">H").unpack_from
-_S32 = struct.Struct(">i").unpack_from
-_S64 = struct.Struct(">q").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
 _F32 = struct.Struct(">f").unpack_from
 _F64 = struct.Struct(">d").unpack_from
 
-# type letters as byte values
-_t, _b, _B, _s, _u, _I, _i, _l, _L = (ord(c) for c in "tbBsuIilL")
-_f, _d, _D, _S, _A, _T, _F, _V, _x = (ord(c) for c in "fdDSATFVx")
+# -- the field types ----------------------------------------------------------------------------
+#
+# The one definition of the AMQP field-table type letters (RabbitMQ's reading of them,
+# rabbit_binary_parser / rabbit_binary_generator) for the whole broker.
 
+# type letter -> the type atom RabbitMQ names it by in error texts
+TYPE_NAMES = {
+    "t": "bool", "b": "byte", "B": "unsignedbyte", "s": "short", "u": "unsignedshort",
+    "I": "signedint", "i": "unsignedint", "l": "long", "L": "unsignedlong", "f": "float",
+    "d": "double", "D": "decimal", "S": "longstr", "A": "array", "T": "timestamp",
+    "F": "table", "V": "void", "x": "binary",
+}
+# integer type letter -> its wire format ('i' and 'L' are unsigned, as RabbitMQ reads them)
+INT_STRUCTS = {letter: struct.Struct(fmt) for letter, fmt in (
+    ("b", ">b"), ("B", ">B"), ("s", ">h"), ("u", ">H"), ("I", ">i"), ("i", ">I"), ("l", ">q"),
+    ("L", ">Q"))}
+INT_LETTERS = frozenset(INT_STRUCTS)  # every integer width: RabbitMQ compares them as one class
+FLOAT_LETTERS = frozenset("fd")
 # Fixed-size types: letter -> size of the value after the letter
-_FIXED = {_t: 1, _b: 1, _B: 1, _s: 2, _u: 2, _I: 4, _i: 4, _f: 4, _l: 8, _L: 8, _d: 8, _T: 8,
-          _D: 5, _V: 0}
-# Length-prefixed types
-_LONGSTR = (_S, _x)
-_CONTAINER = (_F, _A)
+FIXED_SIZES = {**{letter: fmt.size for letter, fmt in INT_STRUCTS.items()},
+               "t": 1, "f": 4, "d": 8, "T": 8, "D": 5, "V": 0}
+# Types whose value starts with a 32-bit length: longstr, binary, table, array
+PREFIXED_LETTERS = frozenset("SxFA")
+
+# type letters as byte values, for the decoder's byte-wise comparisons
+_t = ord("t")
+_f, _d, _D, _S, _A, _T, _F, _V, _x = (ord(c) for c in "fdDSATFVx")
+_FIXED = {ord(letter): size for letter, size in FIXED_SIZES.items()}
+_INT_UNPACK = {ord(letter): fmt.unpack_from for letter, fmt in INT_STRUCTS.items()}
 
 _V_RUN = re.compile(rb"V*").match  # a run of voids in an array, skipped in one step
 
 _UTC = _dt.timezone.utc
 _TEN = Decimal(10)
+
+
+def type_letter(value) -> str | None:
+    """The type letter RabbitMQ's parser would have tagged a decoded ``value`` with; None for
+    an object no decoder makes. The decoder has erased integer widths, so an int is taken as
+    a signedint when it fits 32 bits (what Java clients and pika send), else a long."""
+    if value is None:
+        return "V"
+    if isinstance(value, bool):
+        return "t"
+    if isinstance(value, RawTimestamp):
+        return "T"
+    if isinstance(value, int):
+        return "I" if -(2**31) <= value < 2**31 else "l"
+    if isinstance(value, float):
+        return "d"
+    if isinstance(value, (str, bytes)):  # bytes: a longstr that is not UTF-8
+        return "S"
+    if isinstance(value, (bytearray, memoryview)):
+        return "x"
+    if isinstance(value, Decimal):
+        return "D"
+    if isinstance(value, _dt.datetime):
+        return "T"
+    if isinstance(value, dict):
+        return "F"
+    if isinstance(value, (list, tuple)):
+        return "A"
+    return None
+
+
+def field_type(value) -> str:
+    """The type atom RabbitMQ names a decoded ``value``'s field type by (``signedint``,
+    ``longstr``...), as in ``{unacceptable_type_in_header,"CC",long}``."""
+    letter = type_letter(value)
+    return type(value).__name__ if letter is None else TYPE_NAMES[letter]
 
 
 def _timestamp(value: int):
@@ -111,14 +168,15 @@ def _bad(what: str, pos: int) -> TableError:
     return TableError(f"{what} at offset {pos}")
 
 
-def _decode(buf, pos: int, end: int, is_table: bool, typed: bool):
-    """Decode the entries of a table (or the values of an array) between pos and end.
+def _decode(buf, pos: int, end: int, typed: bool) -> dict:
+    """Decode the entries of a table between pos and end.
 
-    Iterative: `stack` holds the enclosing containers. With `typed`, top-level values are
-    (type letter, value) pairs; nested values are always plain.
+    Iterative: `stack` holds the enclosing containers (tables and arrays). With `typed`,
+    top-level values are (type letter, value) pairs; nested values are always plain.
     """
-    root: dict | list = {} if is_table else []
-    cur = root
+    root: dict = {}
+    cur: dict | list = root
+    is_table = True
     stack: list = []
     key = None
     while True:
@@ -146,59 +204,40 @@ def _decode(buf, pos: int, end: int, is_table: bool, typed: bool):
         letter = buf[pos]
         pos += 1
         if letter == _V:
-            if not is_table and (stack or not typed):
-                # arrays of voids: skip the whole run at once
+            if not is_table:  # inside an array: skip a whole run of voids at once
                 run_end = _V_RUN(buf, pos, end).end()
                 if run_end > pos:
                     cur.extend([None] * (run_end - pos + 1))
                     pos = run_end
                     continue
             value = None
-        elif letter == _S or letter == _x:
+        elif letter == _S or letter == _x or letter == _F or letter == _A:
             if pos + 4 > end:
-                raise _bad("string length overruns the table", pos)
+                raise _bad("length overruns the table", pos)
             vend = pos + 4 + _U32(buf, pos)[0]
             if vend > end:
-                raise _bad("string overruns the table", pos)
+                raise _bad("value overruns the table", pos)
+            if letter == _F or letter == _A:  # a nested table/array: descend into it
+                stack.append((cur, is_table, end, key))
+                is_table = letter == _F
+                cur = {} if is_table else []
+                end = vend
+                pos += 4
+                continue
             raw = bytes(buf[pos + 4 : vend])
             value = _longstr(raw) if letter == _S else bytearray(raw)
             pos = vend
-        elif letter == _F or letter == _A:
-            if pos + 4 > end:
-                raise _bad("nested length overruns the table", pos)
-            vend = pos + 4 + _U32(buf, pos)[0]
-            if vend > end:
-                raise _bad("nested table overruns its parent", pos)
-            stack.append((cur, is_table, end, key))
-            is_table = letter == _F
-            cur = {} if is_table else []
-            end = vend
-            pos += 4
-            continue
         else:
             size = _FIXED.get(letter)
             if size is None:
                 raise _bad(f"unknown field type {bytes((letter,))!r}", pos - 1)
             if pos + size > end:
                 raise _bad("value overruns the table", pos)
-            if letter == _t:
+            unpack = _INT_UNPACK.get(letter)
+            if unpack is not None:
+                value = unpack(buf, pos)[0]
+            elif letter == _t:
                 value = buf[pos] != 0
-            elif letter == _l:
-                value = _S64(buf, pos)[0]
-            elif letter == _I:
-                value = _S32(buf, pos)[0]
-            elif letter == _b:
-                value = _S8(buf, pos)[0]
-            elif letter == _B:
-                value = buf[pos]
-            elif letter == _s:
-                value = _S16(buf, pos)[0]
-            elif letter == _u:
-                value = _U16(buf, pos)[0]
-            elif letter == _i:
-                value = _U32(buf, pos)[0]
-            elif letter == _L:
-                value = _U64(buf, pos)[0]
             elif letter == _d:
                 if buf[pos] & 0x7F == 0x7F and buf[pos + 1] & 0xF0 == 0xF0:
                     raise _bad("double is NaN or infinite", pos)
@@ -231,24 +270,14 @@ def decode_table(data, offset: int = 0, typed: bool = False):
     end = offset + 4 + _U32(data, offset)[0]
     if end > len(data):
         raise TableError("table overruns the buffer")
-    return _decode(data, offset + 4, end, True, typed), end
+    return _decode(data, offset + 4, end, typed), end
 
 
 def decode_table_body(data, start: int = 0, end: int | None = None, typed: bool = False) -> dict:
     """Entries of a table without its length prefix (AMQPLAIN responses)."""
     if end is None:
         end = len(data)
-    return _decode(data, start, end, True, typed)
-
-
-def decode_array(data, offset: int = 0):
-    """The field array at `offset` (4-byte length, then values) -> (list, end offset)."""
-    if offset + 4 > len(data):
-        raise TableError("array length overruns the buffer")
-    end = offset + 4 + _U32(data, offset)[0]
-    if end > len(data):
-        raise TableError("array overruns the buffer")
-    return _decode(data, offset + 4, end, False, False), end
+    return _decode(data, start, end, typed)
 
 
 def check_table(buf, pos: int, end: int) -> None:

@@ -13,11 +13,11 @@ import os
 from . import errors
 from .arguments import check_exchange_equivalence, check_queue_equivalence
 from .errors import AMQPError, resource
-from .exchanges import BindingError, Exchange, make_exchange
-from .exchanges.erlang_format import field_type
+from .exchanges import EXCHANGE_TYPES, BindingError, Exchange, ExchangeArgumentError, make_exchange
 from .expiry import Expirer
 from .queue import Queue
 from .queue_args import validate_queue_arguments
+from .tables import field_type
 
 DEFAULT_EXCHANGE = ""
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -80,8 +80,6 @@ class VHost:
         if existing is None:
             if name.startswith("amq."):
                 raise errors.access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
-            from .exchanges import ExchangeArgumentError
-
             try:
                 ex = make_exchange(type_name, name, durable, auto_delete, internal, arguments)
             except KeyError:
@@ -95,7 +93,7 @@ class VHost:
             if durable and self.store is not None:
                 self.store.save_exchange(self.name, ex)
             return ex
-        if type_name not in _exchange_types():
+        if type_name not in EXCHANGE_TYPES:
             raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'")
         check_exchange_equivalence(existing, self.name, type_name, durable, auto_delete, internal, typed)
         return existing
@@ -117,11 +115,7 @@ class VHost:
     def _remove_exchange(self, ex: Exchange) -> None:
         self.exchanges.pop(ex.name, None)
         for dest, _key, _args in ex.bindings():
-            sources = self._sources.get(dest)
-            if sources is not None:
-                sources.discard(ex)
-                if not sources:
-                    del self._sources[dest]
+            self._unlink(ex, dest)
         # bindings where this exchange is the destination
         for source in self._sources.pop(ex, ()):
             source.unbind_destination(ex)
@@ -227,7 +221,7 @@ class VHost:
         except BindingError as exc:
             raise errors.precondition(str(exc)) from None
         if source.bind(dest, routing_key, arguments or {}):
-            self._sources.setdefault(dest, set()).add(source)
+            self._link(source, dest)
             if self.store is not None and source.durable and _durable(dest):
                 self.store.save_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
 
@@ -242,14 +236,27 @@ class VHost:
             self.get_queue(dest_name, connection)  # exclusivity, only for a binding that exists
         if source.unbind(dest, routing_key, arguments or {}):
             if not source.has_destination(dest):
-                sources = self._sources.get(dest)
-                if sources is not None:
-                    sources.discard(source)
-                    if not sources:
-                        del self._sources[dest]
+                self._unlink(source, dest)
             if self.store is not None and source.durable and _durable(dest):
                 self.store.delete_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
             self._maybe_auto_delete(source)
+
+    def restore_binding(self, source: Exchange, dest, routing_key: str, arguments: dict) -> None:
+        """Recovery: put back a stored binding between two objects of this vhost (neither
+        validated nor written to the store again)."""
+        if source.bind(dest, routing_key, arguments):
+            self._link(source, dest)
+
+    def _link(self, source: Exchange, dest) -> None:
+        self._sources.setdefault(dest, set()).add(source)
+
+    def _unlink(self, source: Exchange, dest) -> None:
+        """`source` holds no binding to `dest` any more."""
+        sources = self._sources.get(dest)
+        if sources is not None:
+            sources.discard(source)
+            if not sources:
+                del self._sources[dest]
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -262,7 +269,7 @@ class VHost:
         headers = None
         if (_CC in header or _BCC in header) or exchange.uses_headers:
             headers = msg.headers()
-            keys = _extra_keys(headers)
+            keys = extra_keys(headers)
             msg.extra_keys = keys
         if exchange.name == DEFAULT_EXCHANGE:
             return self._route_default(routing_key, keys)
@@ -328,7 +335,7 @@ class VHost:
         seen = {exchange.name}
         ex = exchange
         while True:
-            ae_name = getattr(ex, "alternate", None) or ex.arguments.get("alternate-exchange")
+            ae_name = ex.alternate
             if not isinstance(ae_name, str) or ae_name in seen:
                 return []
             seen.add(ae_name)
@@ -349,7 +356,7 @@ class VHost:
             self.remove_queue(queue)
 
 
-def _extra_keys(headers) -> list[str] | None:
+def extra_keys(headers) -> list[str] | None:
     """CC and BCC routing keys (arrays of strings) from the headers table."""
     if not headers:
         return None
@@ -386,8 +393,3 @@ def _durable(dest) -> bool:
 def _dest_ref(dest) -> tuple[str, str]:
     return ("queue", dest.name) if isinstance(dest, Queue) else ("exchange", dest.name)
 
-
-def _exchange_types():
-    from .exchanges import EXCHANGE_TYPES
-
-    return EXCHANGE_TYPES

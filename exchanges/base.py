@@ -11,9 +11,15 @@ name the arguments too. Arguments are AMQP tables (dicts that may nest dicts, li
 Decimals, datetimes...), so we index them by a frozen, hashable copy (see ``freeze.py``) while
 handing the caller back the dict it gave us.
 
-Subclasses keep their own routing index in sync through two hooks, ``_added`` and
-``_removed``, which are called exactly once per binding that really appears/disappears. That
-keeps the per-message ``route`` free of any bookkeeping.
+Subclasses keep their own routing index in sync through two hooks, ``binding_added`` and
+``binding_removed``, which the binding operations here call exactly once per binding that
+really appears/disappears. That keeps the per-message ``route`` free of any bookkeeping. The
+hooks are public so that an exchange delegating to another one (``x-delayed-message``) can
+forward them; nothing else calls them.
+
+Besides routing state an exchange carries a few attributes the broker core sets and reads
+(``typed_arguments``, ``policy``, ``alternate``); they are declared here, with their defaults,
+so every exchange has them.
 """
 from __future__ import annotations
 
@@ -75,6 +81,14 @@ class Exchange(ABC):
         self.auto_delete = auto_delete
         self.internal = internal
         self.arguments: dict = dict(arguments) if arguments else {}
+        # The declare arguments with their AMQP type letters ({key: (letter, value)}): redeclare
+        # equivalence names the types, and storage keeps them. Set by the broker core.
+        self.typed_arguments: dict = {}
+        # The policy that applies to this exchange (amqp_broker.policies.Policy), if any, and
+        # the alternate exchange in effect: the argument's, else the policy's. Both are kept up
+        # to date by the broker's policy service.
+        self.policy = None
+        self.alternate = self.arguments.get("alternate-exchange")
         # identity key -> (destination, routing_key, arguments). A dict keeps insertion order,
         # which is what bindings() promises (list_bindings output, definitions export).
         self._bindings: dict[tuple, tuple[object, str, dict]] = {}
@@ -106,7 +120,7 @@ class Exchange(ABC):
         if per_dest is None:
             per_dest = self._by_dest[destination] = {}
         per_dest[key] = None
-        self._added(destination, routing_key, args, frozen)
+        self.binding_added(destination, routing_key, args, frozen)
         return True
 
     def unbind(self, destination, routing_key: str, arguments: dict | None) -> bool:
@@ -117,7 +131,7 @@ class Exchange(ABC):
         if record is None:
             return False
         self._forget_dest_key(destination, key)
-        self._removed(destination, routing_key, record[2], frozen)
+        self.binding_removed(destination, routing_key, record[2], frozen)
         return True
 
     def unbind_destination(self, destination) -> int:
@@ -127,7 +141,7 @@ class Exchange(ABC):
             return 0
         for key in per_dest:
             _dest, routing_key, args = self._bindings.pop(key)
-            self._removed(destination, routing_key, args, key[2])
+            self.binding_removed(destination, routing_key, args, key[2])
         return len(per_dest)
 
     def bindings(self) -> list[tuple[object, str, dict]]:
@@ -152,12 +166,13 @@ class Exchange(ABC):
     # ------------------------------------------------------------------- subclass hooks
 
     @abstractmethod
-    def _added(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
-        """Index a binding that was just added (called once per new binding)."""
+    def binding_added(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
+        """Index a binding that was just added (called by ``bind``, once per new binding)."""
 
     @abstractmethod
-    def _removed(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
-        """Drop a binding from the index (called once per binding that really went)."""
+    def binding_removed(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
+        """Drop a binding from the index (called by ``unbind``/``unbind_destination``, once
+        per binding that really went)."""
 
     # ---------------------------------------------------------------------- internals
 

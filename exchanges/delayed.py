@@ -109,8 +109,8 @@ class DelayedMessageExchange(Exchange):
 
     # The binding operations above go straight to the inner exchange, which keeps its own
     # index; these hooks only forward in case a base-class operation reaches them.
-    def _added(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
-        self.inner._added(destination, routing_key, arguments, frozen)
+    def binding_added(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
+        self.inner.binding_added(destination, routing_key, arguments, frozen)
 
-    def _removed(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
-        self.inner._removed(destination, routing_key, arguments, frozen)
+    def binding_removed(self, destination, routing_key: str, arguments: dict, frozen: tuple) -> None:
+        self.inner.binding_removed(destination, routing_key, arguments, frozen)

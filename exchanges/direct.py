@@ -24,14 +24,14 @@ class DirectExchange(Exchange):
     def route(self, routing_key: str, headers: dict | None = None) -> tuple:
         return self._routes.get(routing_key, NO_ROUTE)
 
-    def _added(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_added(self, destination, routing_key, arguments, frozen) -> None:
         counts = self._counts.get(routing_key)
         if counts is None:
             counts = self._counts[routing_key] = {}
         if incref(counts, destination):
             self._routes[routing_key] = tuple(counts)
 
-    def _removed(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_removed(self, destination, routing_key, arguments, frozen) -> None:
         counts = self._counts[routing_key]
         if decref(counts, destination):
             if counts:

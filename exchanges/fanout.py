@@ -21,10 +21,10 @@ class FanoutExchange(Exchange):
     def route(self, routing_key: str = "", headers: dict | None = None) -> tuple:
         return self._all
 
-    def _added(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_added(self, destination, routing_key, arguments, frozen) -> None:
         if incref(self._counts, destination):
             self._all = tuple(self._counts)
 
-    def _removed(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_removed(self, destination, routing_key, arguments, frozen) -> None:
         if decref(self._counts, destination):
             self._all = tuple(self._counts) if self._counts else NO_ROUTE

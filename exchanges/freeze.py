@@ -21,11 +21,12 @@ Conventions of the decoder (pamqp) that the tags rely on:
 """
 from __future__ import annotations
 
-import calendar
 import datetime as _dt
 from decimal import Decimal
 
-__all__ = ["freeze_table", "freeze_value", "decimal_parts", "timestamp_seconds"]
+from ..erlang_terms import decimal_parts, timestamp_seconds
+
+__all__ = ["freeze_table", "freeze_value"]
 
 
 def freeze_table(table: dict) -> tuple:
@@ -117,33 +118,3 @@ def _freeze_scalar(value) -> tuple:
     except TypeError:
         return ("?", type(value).__name__, repr(value))
     return ("?", type(value).__name__, value)
-
-
-def decimal_parts(value: Decimal) -> tuple:
-    """(scale, unscaled) as RabbitMQ holds a decimal: ``{decimal, {Scale, Unscaled}}``.
-
-    ``Decimal("1.5")`` and ``Decimal("1.50")`` are equal in Python but ``{1,15}`` and
-    ``{2,150}`` in Erlang, so the exponent must be part of the key.
-    """
-    sign, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int):  # NaN / Infinity cannot come off the wire
-        return ("special", str(value))
-    unscaled = int("".join(map(str, digits)) or "0")
-    if sign:
-        unscaled = -unscaled
-    if exponent > 0:  # positive exponents are not representable on the wire; normalise
-        return (0, unscaled * 10**exponent)
-    return (-exponent, unscaled)
-
-
-def timestamp_seconds(value: _dt.datetime):
-    """Seconds since the epoch, the integer RabbitMQ keeps for a ``T`` field.
-
-    Naive datetimes are taken as UTC, as the wire format has no zone.
-    """
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        seconds = calendar.timegm(value.timetuple()) + value.microsecond / 1_000_000
-    else:
-        seconds = value.timestamp()
-    as_int = int(seconds)
-    return as_int if as_int == seconds else seconds

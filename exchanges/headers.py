@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from ..erlang_terms import erl_value, timestamp_seconds
+from ..tables import field_type
 from .base import NO_ROUTE, BindingError, Exchange, decref, incref
-from .erlang_format import erl_value, field_type
-from .freeze import freeze_value, timestamp_seconds
+from .freeze import freeze_value
 
 __all__ = ["HeadersExchange"]
 
@@ -101,7 +102,6 @@ class _Spec:
         self.dests: dict[object, int] = {}
 
 
-
 def _matches(is_any: bool, pairs: tuple, keyed: dict) -> bool:
     """Does one compiled spec accept a message? ``keyed``: headers passed through _match_key."""
     get = keyed.get
@@ -160,14 +160,14 @@ class HeadersExchange(Exchange):
                     out.update(dests)
         return tuple(out) if out else NO_ROUTE
 
-    def _added(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_added(self, destination, routing_key, arguments, frozen) -> None:
         spec = self._specs.get(frozen)
         if spec is None:
             spec = self._specs[frozen] = _Spec(arguments)
             self._rebuild()
         incref(spec.dests, destination)
 
-    def _removed(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_removed(self, destination, routing_key, arguments, frozen) -> None:
         spec = self._specs[frozen]
         decref(spec.dests, destination)
         if not spec.dests:

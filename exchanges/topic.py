@@ -106,7 +106,7 @@ class TopicExchange(Exchange):
         cache[routing_key] = result
         return result
 
-    def _added(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_added(self, destination, routing_key, arguments, frozen) -> None:
         node = self._root
         for word in split_words(routing_key):
             if word == "*":
@@ -125,7 +125,7 @@ class TopicExchange(Exchange):
         if incref(node.dests, destination):
             self._cache.clear()
 
-    def _removed(self, destination, routing_key, arguments, frozen) -> None:
+    def binding_removed(self, destination, routing_key, arguments, frozen) -> None:
         # Remember the path so emptied nodes can be pruned bottom-up: a trie that only grows
         # would slow down walks after churn of short-lived bindings (e.g. per-client queues).
         path: list[tuple[_Node, str]] = []

@@ -21,8 +21,10 @@ from amqp_broker.arguments import (
     check_args,
     check_exchange_equivalence,
     check_queue_equivalence,
+    describe_typed,
 )
 from amqp_broker.errors import AMQPError, reply_text
+from amqp_broker.exchanges import make_exchange
 from amqp_broker.queue_args import MAX_EXPIRY, parse_expiration, validate_queue_arguments
 
 INT_LETTERS = "bBsuIil"  # every AMQP integer type RabbitMQ's parser knows
@@ -395,9 +397,21 @@ def test_exchange_equivalence():
             check_exchange_equivalence(ex, "/", *args)
         assert info.value.code == 406
         assert info.value.explanation == inequivalent(field, rtext, ctext, kind="exchange", name="x")
-    bare = fake_exchange()
-    bare.typed_arguments = None  # exchanges recovered without typed arguments
+    bare = make_exchange("direct", "x")  # an exchange no typed arguments were recorded for
     check_exchange_equivalence(bare, "/", "direct", False, False, False, {})
+
+
+def test_describe_typed():
+    assert describe_typed(None) == "none"
+    assert describe_typed(("I", 2000)) == "the value '2000' of type 'signedint'"
+    assert describe_typed(("l", 1000)) == "the value '1000' of type 'long'"
+    assert describe_typed(("S", "dlx")) == "the value 'dlx' of type 'longstr'"
+    assert describe_typed(("t", True)) == "the value 'true' of type 'bool'"
+    assert describe_typed(("t", False)) == "the value 'false' of type 'bool'"
+    assert describe_typed(("d", 1.5)) == "the value '1.5' of type 'double'"
+    assert describe_typed(("x", b"ab")) == "the value 'ab' of type 'binary'"
+    assert describe_typed(("b", -3)) == "the value '-3' of type 'byte'"
+    assert describe_typed(("u", 7)) == "the value '7' of type 'unsignedshort'"
 
 
 # --------------------------------------------------------------------------- errors.py
@@ -410,13 +424,11 @@ HARD = [320, 402, 501, 502, 503, 504, 505, 506, 530, 540, 541]
 def test_soft_codes(code):
     exc = AMQPError(code, "x")
     assert exc.hard is False
-    assert errors.ConnectionError(code, "x").hard is True  # any error on channel 0
 
 
 @pytest.mark.parametrize("code", HARD)
 def test_hard_codes(code):
     assert AMQPError(code, "x").hard is True
-    assert errors.ConnectionError(code, "x").hard is True
 
 
 def test_soft_and_hard_cover_every_named_error():

@@ -401,9 +401,3 @@ def test_decode_ack_must_be_13_bytes(size):
     with pytest.raises(codec.AMQPError) as info:
         codec.decode_ack(payload)
     assert (info.value.code, info.value.class_id, info.value.method_id) == (501, 60, 80)
-
-
-def test_erl_octets():
-    assert codec.erl_octets(b"") == "<<>>"
-    assert codec.erl_octets(b"ab\x00") == "<<97,98,0>>"
-    assert codec.erl_octets(bytes(300)).endswith(",0,...>>")

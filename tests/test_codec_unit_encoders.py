@@ -397,19 +397,6 @@ def test_only_declare_arguments_are_typed():
     assert obj.arguments == {"k": 1} and not isinstance(obj.arguments, args.Arguments)
 
 
-def test_describe_typed():
-    assert codec.describe_typed(None) == "none"
-    assert codec.describe_typed(("I", 2000)) == "the value '2000' of type 'signedint'"
-    assert codec.describe_typed(("l", 1000)) == "the value '1000' of type 'long'"
-    assert codec.describe_typed(("S", "dlx")) == "the value 'dlx' of type 'longstr'"
-    assert codec.describe_typed(("t", True)) == "the value 'true' of type 'bool'"
-    assert codec.describe_typed(("t", False)) == "the value 'false' of type 'bool'"
-    assert codec.describe_typed(("d", 1.5)) == "the value '1.5' of type 'double'"
-    assert codec.describe_typed(("x", b"ab")) == "the value 'ab' of type 'binary'"
-    assert codec.describe_typed(("b", -3)) == "the value '-3' of type 'byte'"
-    assert codec.describe_typed(("u", 7)) == "the value '7' of type 'unsignedshort'"
-
-
 @pytest.mark.parametrize("value,letter", [
     (True, "t"), (False, "t"),
     (0, "I"), (-1, "I"), (2**31 - 1, "I"), (-(2**31), "I"),

@@ -167,7 +167,6 @@ def test_decode_at_an_offset_and_table_body():
     value, end = tables.decode_table(b"junk" + data + b"trailer", 4)
     assert value == {"LOGIN": "guest", "PASSWORD": "pw"} and end == 4 + len(data)
     assert tables.decode_table_body(data[4:]) == {"LOGIN": "guest", "PASSWORD": "pw"}
-    assert tables.decode_array(pencode.field_array([1, "a"]))[0] == [1, "a"]
 
 
 def test_memoryview_input():
@@ -378,3 +377,15 @@ def test_encode_what_pamqp_cannot():
     with pytest.raises(TypeError):
         tables.encode_table({"k": object()})
     assert tables.encode_array([None, [1]]) == pencode.field_array([None, [1]])
+
+
+@pytest.mark.parametrize("value,letter,name", [
+    (None, "V", "void"), (True, "t", "bool"), (1, "I", "signedint"), (2**31, "l", "long"),
+    (-(2**31) - 1, "l", "long"), (1.5, "d", "double"), ("s", "S", "longstr"),
+    (b"\xff", "S", "longstr"), (bytearray(b"x"), "x", "binary"), (Decimal("1"), "D", "decimal"),
+    (dt.datetime(2020, 1, 1, tzinfo=UTC), "T", "timestamp"), (RawTimestamp(5), "T", "timestamp"),
+    ({}, "F", "table"), ([], "A", "array"), ((), "A", "array"), (object(), None, "object"),
+])
+def test_type_letter_and_field_type(value, letter, name):
+    assert tables.type_letter(value) == letter
+    assert tables.field_type(value) == name

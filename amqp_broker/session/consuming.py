@@ -13,7 +13,7 @@ from pamqp import commands as C
 from .. import codec, errors
 from ..consumer import Consumer
 from ..errors import AMQPError, resource
-from ..exchanges.erlang_format import field_type
+from ..tables import field_type
 from ..vhost import REPLY_TO
 
 
