@@ -552,9 +552,8 @@ class Channel:
                     rejected = True
             stored = msg.store_id is not None or held  # written to disk (a queue, or held)
             if stored:
-                store = self.vhost.store
-                if store.backlogged:
-                    store.throttle(self.conn)
+                if self.vhost.store.backlogged:
+                    self.conn.pause_for_store()
             if confirm is not None:
                 if rejected:
                     confirm.nack(seq)

@@ -82,6 +82,7 @@ class Connection(asyncio.Protocol):
         self.peer: tuple | None = None
         self.name = "?"
         self._suspended = False
+        self._store_paused = False  # reading paused until the store's backlog drains
         self._held_frames: list = []
         self._recv_seen = True
         self._sent_seen = False
@@ -201,6 +202,20 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()
         future = asyncio.ensure_future(awaitable)
         future.add_done_callback(lambda fut: self._resume(channel, fut, then))
+
+    def pause_for_store(self) -> None:
+        """The store is backlogged: stop reading from this client until it catches up (flow
+        control; the store only signals, it never touches a transport)."""
+        if self._store_paused or self.transport is None:
+            return
+        self._store_paused = True
+        self.transport.pause_reading()
+        self.broker.store.on_caught_up(self._store_caught_up)
+
+    def _store_caught_up(self) -> None:
+        self._store_paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _resume(self, channel: Channel, future, then) -> None:
         self._suspended = False

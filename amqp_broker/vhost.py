@@ -12,12 +12,14 @@ import os
 
 from . import errors
 from .arguments import check_exchange_equivalence, check_queue_equivalence
+from .codec import encode_typed_table, guess_typed
 from .errors import AMQPError, resource
 from .exchanges import BindingError, Exchange, make_exchange
 from .exchanges.erlang_format import field_type
 from .expiry import Expirer
 from .queue import Queue
 from .queue_args import validate_queue_arguments
+from .storage.base import BindingDef, ExchangeDef, QueueDef
 
 DEFAULT_EXCHANGE = ""
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -93,7 +95,9 @@ class VHost:
             if self.policies is not None:
                 self.policies.apply_exchange(self.name, ex)
             if durable and self.store is not None:
-                self.store.save_exchange(self.name, ex)
+                args = encode_typed_table(typed or guess_typed(ex.arguments))
+                self.store.save_exchange(ExchangeDef(self.name, ex.name, ex.type_name, True, ex.auto_delete,
+                                                     ex.internal, args))
             return ex
         if type_name not in _exchange_types():
             raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'")
@@ -164,7 +168,8 @@ class VHost:
         if owner is not None:
             connection.exclusive_queues.add(queue)
         if self.store is not None and _stored(queue):
-            store_id = self.store.save_queue(self.name, queue)
+            args = encode_typed_table(queue.typed_arguments)
+            store_id = self.store.save_queue(QueueDef(self.name, queue.name, True, queue.auto_delete, args))
             if self.store.persists_messages:
                 queue.attach_store(self.store, store_id)
         return queue, 0, 0
@@ -229,7 +234,7 @@ class VHost:
         if source.bind(dest, routing_key, arguments or {}):
             self._sources.setdefault(dest, set()).add(source)
             if self.store is not None and source.durable and _durable(dest):
-                self.store.save_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
+                self.store.save_binding(_binding_def(self.name, source, dest, routing_key, arguments))
 
     def unbind(self, source_name, dest_name, dest_is_queue, routing_key, arguments, connection) -> None:
         if source_name == DEFAULT_EXCHANGE or (not dest_is_queue and dest_name == DEFAULT_EXCHANGE):
@@ -248,7 +253,7 @@ class VHost:
                     if not sources:
                         del self._sources[dest]
             if self.store is not None and source.durable and _durable(dest):
-                self.store.delete_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
+                self.store.delete_binding(_binding_def(self.name, source, dest, routing_key, arguments))
             self._maybe_auto_delete(source)
 
     # -- routing ---------------------------------------------------------------------------------
@@ -383,8 +388,12 @@ def _durable(dest) -> bool:
     return dest.durable
 
 
-def _dest_ref(dest) -> tuple[str, str]:
-    return ("queue", dest.name) if isinstance(dest, Queue) else ("exchange", dest.name)
+def _binding_def(vhost: str, source: Exchange, dest, routing_key: str, arguments) -> BindingDef:
+    # binding arguments are kept plain (no type letters): stored with the letters a client
+    # library would have sent them with
+    kind = "queue" if isinstance(dest, Queue) else "exchange"
+    args = encode_typed_table(guess_typed(arguments or {}))
+    return BindingDef(vhost, source.name, kind, dest.name, routing_key, args)
 
 
 def _exchange_types():
