@@ -82,11 +82,9 @@ class Broker:
             for vhost in self.vhosts.values():
                 vhost.policies = self.policies
             self._recover()
-            if hasattr(self.store, "delayed"):
-                self.delayed.load(self.store.delayed())
+            self.delayed.load(self.store.delayed())
             self._recover_users()
-            if hasattr(self.store, "policies"):
-                self.policies.load(self.store.policies())
+            self.policies.load(self.store.policies())
             for name in self.vhosts:
                 self.policies.apply(name)
             for vhost in self.vhosts.values():  # first page of every recovered queue
@@ -172,26 +170,25 @@ class Broker:
 
     def _recover(self) -> None:
         """Bring back durable exchanges, queues and bindings from the store."""
-        from .args import guess_typed
+        from .args import Arguments
         from .exchanges import make_exchange
         from .queue import Queue
 
-        defs = self.store.load()
+        defs = self.store.load()  # argument tables come back encoded, as they were saved
         for xd in defs.exchanges:
             vhost = self.vhosts.get(xd.vhost)
             if vhost is None or xd.name in vhost.exchanges:
                 continue
-            ex = make_exchange(xd.type, xd.name, xd.durable, xd.auto_delete, xd.internal, xd.arguments)
-            ex.typed_arguments = xd.typed_arguments or guess_typed(xd.arguments)
+            args = Arguments.decode(xd.arguments)
+            ex = make_exchange(xd.type, xd.name, xd.durable, xd.auto_delete, xd.internal, args.plain)
+            ex.typed_arguments = args.typed
             vhost.exchanges[xd.name] = ex
         for qd in defs.queues:
             vhost = self.vhosts.get(qd.vhost)
             if vhost is None or qd.name in vhost.queues:
                 continue
-            queue = Queue(
-                vhost, qd.name, qd.durable, None, qd.auto_delete, qd.arguments,
-                qd.typed_arguments or guess_typed(qd.arguments),
-            )
+            args = Arguments.decode(qd.arguments)
+            queue = Queue(vhost, qd.name, qd.durable, None, qd.auto_delete, args.plain, args.typed)
             if self.store.persists_messages and qd.store_id is not None:
                 queue.attach_store(self.store, qd.store_id)
                 queue.recover(qd.message_count, qd.min_seq, qd.max_seq, qd.delivered_seq)
@@ -204,14 +201,14 @@ class Broker:
             dest = (vhost.queues if bd.destination_type == "queue" else vhost.exchanges).get(bd.destination)
             if source is None or dest is None:
                 continue
-            vhost.restore_binding(source, dest, bd.routing_key, bd.arguments)
+            vhost.restore_binding(source, dest, bd.routing_key, Arguments.decode(bd.arguments).plain)
 
     def _recover_users(self) -> None:
-        """Users live in the store when it has them; the first start writes the defaults."""
-        rows = self.store.users() if hasattr(self.store, "users") else []
+        """Users live in the store once it has them; the first start writes the defaults."""
+        rows = self.store.users()
         if rows:
             self.users.load(rows)
-        elif hasattr(self.store, "save_user"):
+        else:
             for user in self.users.users.values():
                 self.store.save_user(user.name, user.salt, user.password_hash, ",".join(user.tags))
 

@@ -171,8 +171,8 @@ class DelayedDelivery:
     def hold(self, vhost, exchange, msg: Message, delay_ms: int) -> bool:
         """Keep `msg`, published to `exchange`, until `delay_ms` from now.
 
-        True when it was written to a store that commits in batches: the publisher's confirm
-        must then wait for that commit (Channel._hold_until_committed).
+        True when it was written to a store that persists messages: the publisher's confirm
+        must then wait for that store's commit (Channel._hold_until_committed).
         """
         header = msg.header
         if b"\x02CC" in header or b"\x03BCC" in header:
@@ -183,11 +183,11 @@ class DelayedDelivery:
         due_at = now_ms() + delay_ms
         row_id = None
         store = vhost.store
-        if exchange.durable and store is not None and hasattr(store, "add_delayed"):
+        if exchange.durable and store is not None:
             row_id = store.add_delayed(None, vhost.name, exchange.name, msg.routing_key, due_at,
                                        header, msg.body)
         self._add(_Held(vhost.name, exchange, msg.routing_key, due_at, header, msg.body, row_id))
-        return row_id is not None and hasattr(store, "on_commit")
+        return row_id is not None and store.persists_messages
 
     def load(self, rows) -> None:
         """Recovery: (id, vhost, exchange, routing key, due at, header, body) rows from the

@@ -34,18 +34,14 @@ class PolicyService:
         if vhost not in self.broker.vhosts:
             raise PolicyError(f"no vhost '{vhost}'")
         policy = self.registry.set(vhost, name, pattern, definition, priority, apply_to)
-        store = self.broker.store
-        if hasattr(store, "save_policy"):
-            store.save_policy(vhost, name, _to_json(policy))
+        self.broker.store.save_policy(vhost, name, _to_json(policy))
         self.apply(vhost)
         return policy
 
     def delete(self, vhost: str, name: str) -> bool:
         existed = self.registry.delete(vhost, name)
         if existed:
-            store = self.broker.store
-            if hasattr(store, "delete_policy"):
-                store.delete_policy(vhost, name)
+            self.broker.store.delete_policy(vhost, name)
             self.apply(vhost)
         return existed
 

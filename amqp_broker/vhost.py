@@ -12,11 +12,13 @@ import os
 
 from . import errors
 from .arguments import check_exchange_equivalence, check_queue_equivalence
+from .args import Arguments
 from .errors import AMQPError, resource
 from .exchanges import EXCHANGE_TYPES, BindingError, Exchange, ExchangeArgumentError, make_exchange
 from .expiry import Expirer
 from .queue import Queue
 from .queue_args import validate_queue_arguments
+from .storage.base import BindingDef, ExchangeDef, QueueDef
 from .tables import field_type
 
 DEFAULT_EXCHANGE = ""
@@ -71,7 +73,7 @@ class VHost:
 
     # -- exchanges -------------------------------------------------------------------------------
 
-    def declare_exchange(self, name, type_name, passive, durable, auto_delete, internal, arguments, typed):
+    def declare_exchange(self, name, type_name, passive, durable, auto_delete, internal, args: Arguments):
         if name == DEFAULT_EXCHANGE:  # even a passive declare of it is refused
             raise errors.access_refused("operation not permitted on the default exchange")
         if passive:
@@ -81,21 +83,22 @@ class VHost:
             if name.startswith("amq."):
                 raise errors.access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
             try:
-                ex = make_exchange(type_name, name, durable, auto_delete, internal, arguments)
+                ex = make_exchange(type_name, name, durable, auto_delete, internal, args.plain)
             except KeyError:
                 raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'") from None
             except ExchangeArgumentError as exc:  # the type's validate/1 (x-delayed-type)
                 raise AMQPError(exc.code, str(exc)) from None
-            ex.typed_arguments = typed
+            ex.typed_arguments = args.typed
             self.exchanges[name] = ex
             if self.policies is not None:
                 self.policies.apply_exchange(self.name, ex)
             if durable and self.store is not None:
-                self.store.save_exchange(self.name, ex)
+                self.store.save_exchange(ExchangeDef(self.name, ex.name, ex.type_name, True, ex.auto_delete,
+                                                     ex.internal, args.encoded))
             return ex
         if type_name not in EXCHANGE_TYPES:
             raise AMQPError(errors.COMMAND_INVALID, f"unknown exchange type '{type_name}'")
-        check_exchange_equivalence(existing, self.name, type_name, durable, auto_delete, internal, typed)
+        check_exchange_equivalence(existing, self.name, type_name, durable, auto_delete, internal, args.typed)
         return existing
 
     def delete_exchange(self, name: str, if_unused: bool) -> None:
@@ -129,8 +132,8 @@ class VHost:
 
     # -- queues ----------------------------------------------------------------------------------
 
-    def declare_queue(self, name, passive, durable, exclusive, auto_delete, arguments, typed, connection):
-        """-> (queue, message_count, consumer_count)."""
+    def declare_queue(self, name, passive, durable, exclusive, auto_delete, args: Arguments, connection):
+        """-> (queue, message_count, consumer_count). `args`: decoded once, typed, from the wire."""
         if passive:
             if name == REPLY_TO:
                 return None, 0, 1  # handled by the channel (direct reply-to)
@@ -147,18 +150,18 @@ class VHost:
             # an existing queue is only compared, its arguments are not re-validated
             if queue.exclusive_owner is not owner:  # RabbitMQ's strict check
                 raise errors.resource_locked(name, self.name)
-            check_queue_equivalence(queue, self.name, durable, auto_delete, typed)
+            check_queue_equivalence(queue, self.name, durable, auto_delete, args.typed)
             queue.touch()  # a redeclare counts as use (x-expires)
             return queue, queue.message_count, queue.consumer_count
-        validate_queue_arguments(name, self.name, typed)
-        queue = Queue(self, name, durable, owner, auto_delete, arguments, typed)
+        validate_queue_arguments(name, self.name, args.typed)
+        queue = Queue(self, name, durable, owner, auto_delete, args.plain, args.typed)
         self.queues[name] = queue
         if self.policies is not None:
             self.policies.apply_queue(self.name, queue)
         if owner is not None:
             connection.exclusive_queues.add(queue)
         if self.store is not None and _stored(queue):
-            store_id = self.store.save_queue(self.name, queue)
+            store_id = self.store.save_queue(QueueDef(self.name, queue.name, True, queue.auto_delete, args.encoded))
             if self.store.persists_messages:
                 queue.attach_store(self.store, store_id)
         return queue, 0, 0
@@ -223,7 +226,7 @@ class VHost:
         if source.bind(dest, routing_key, arguments or {}):
             self._link(source, dest)
             if self.store is not None and source.durable and _durable(dest):
-                self.store.save_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
+                self.store.save_binding(_binding_def(self.name, source, dest, routing_key, arguments))
 
     def unbind(self, source_name, dest_name, dest_is_queue, routing_key, arguments, connection) -> None:
         if source_name == DEFAULT_EXCHANGE or (not dest_is_queue and dest_name == DEFAULT_EXCHANGE):
@@ -238,7 +241,7 @@ class VHost:
             if not source.has_destination(dest):
                 self._unlink(source, dest)
             if self.store is not None and source.durable and _durable(dest):
-                self.store.delete_binding(self.name, source.name, _dest_ref(dest), routing_key, arguments or {})
+                self.store.delete_binding(_binding_def(self.name, source, dest, routing_key, arguments))
             self._maybe_auto_delete(source)
 
     def restore_binding(self, source: Exchange, dest, routing_key: str, arguments: dict) -> None:
@@ -390,6 +393,9 @@ def _durable(dest) -> bool:
     return dest.durable
 
 
-def _dest_ref(dest) -> tuple[str, str]:
-    return ("queue", dest.name) if isinstance(dest, Queue) else ("exchange", dest.name)
+def _binding_def(vhost: str, source: Exchange, dest, routing_key: str, arguments) -> BindingDef:
+    # binding arguments are kept plain (no type letters): stored with the letters a client
+    # library would have sent them with
+    kind = "queue" if isinstance(dest, Queue) else "exchange"
+    return BindingDef(vhost, source.name, kind, dest.name, routing_key, Arguments.from_plain(arguments).encoded)
 

@@ -11,6 +11,7 @@ import struct
 
 import pytest
 
+from amqp_broker.args import Arguments
 from amqp_broker import errors
 from amqp_broker.delayed import MAX_DELAY, DelayedDelivery, delay_of, swap_delay_header
 from amqp_broker.exchanges import (
@@ -83,11 +84,11 @@ def test_validate(arguments, code, text):
 def test_vhost_declare_maps_the_error():
     vhost = VHost("/")
     with pytest.raises(errors.AMQPError) as info:
-        vhost.declare_exchange("d", XD, False, False, False, False, {"x-delayed-type": "nope"}, {})
+        vhost.declare_exchange("d", XD, False, False, False, False, Arguments.from_plain({"x-delayed-type": "nope"}))
     assert (info.value.code, info.value.explanation) == (503, "unknown exchange type 'nope'")
     assert info.value.hard
     with pytest.raises(errors.AMQPError) as info:
-        vhost.declare_exchange("d", XD, False, False, False, False, {}, {})
+        vhost.declare_exchange("d", XD, False, False, False, False, Arguments())
     assert (info.value.code, info.value.explanation) == (406, MUST_EXIST)
     assert not info.value.hard
     assert "d" not in vhost.exchanges
@@ -298,8 +299,8 @@ class FakeBroker:
 
 def _setup(broker, durable=True, name="dx"):
     vhost = broker.vhosts["/"]
-    ex = vhost.declare_exchange(name, XD, False, durable, False, False, {"x-delayed-type": "direct"}, {})
-    queue, _, _ = vhost.declare_queue("q", False, True, False, False, {}, {}, None)
+    ex = vhost.declare_exchange(name, XD, False, durable, False, False, Arguments.from_plain({"x-delayed-type": "direct"}))
+    queue, _, _ = vhost.declare_queue("q", False, True, False, False, Arguments(), None)
     vhost.bind(name, "q", True, "k", {}, None)
     return vhost, ex, queue
 

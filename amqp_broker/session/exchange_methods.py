@@ -5,10 +5,9 @@ from pamqp import commands as C
 
 
 def exchange_declare(ch, obj) -> None:
-    args = obj.arguments  # an Arguments value (codec keeps declare arguments typed)
     ch.vhost.declare_exchange(
         obj.exchange, obj.exchange_type, obj.passive, obj.durable, obj.auto_delete,
-        obj.internal, args.plain, args.typed,
+        obj.internal, obj.arguments,  # an Arguments value: the codec keeps declare arguments typed
     )
     if not obj.nowait:
         ch.send(C.Exchange.DeclareOk)

@@ -22,10 +22,9 @@ def queue_declare(ch, obj) -> None:
                 ch.send(C.Queue.DeclareOk, queue=name, message_count=0, consumer_count=1)
             return
         raise errors.not_found("queue", name, ch.vhost.name)
-    args = obj.arguments  # an Arguments value (codec keeps declare arguments typed)
     queue, messages, consumers = ch.vhost.declare_queue(
         name, obj.passive, obj.durable, obj.exclusive, obj.auto_delete,
-        args.plain, args.typed, ch.session,
+        obj.arguments, ch.session,  # an Arguments value: the codec keeps declare arguments typed
     )
     ch.last_queue = queue.name
     if not obj.nowait:
