@@ -43,7 +43,7 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         name = f"{_fmt(peer)} -> {_fmt(sock)}" if peer and sock else "?"
         self.session = Session(self.broker, peer, name, self.loop.time())
-        self.session.on_output = self._schedule_flush
+        self.session.outbox.on_output = self._schedule_flush
         transport.set_write_buffer_limits(high=1 << 20)
         self.broker.connections.add(self)
         self._arm_timer()

@@ -22,6 +22,7 @@ from .content import ContentAssembler
 class ChannelSession:
     def __init__(self, session, number: int):
         self.session = session
+        self.out = session.outbox  # deliveries go straight to it (the per-message path)
         self.number = number
         self.vhost = session.vhost
         self.open = True  # False once torn down (closed, or closing after our channel.close)
@@ -45,7 +46,7 @@ class ChannelSession:
     # -- plumbing ----------------------------------------------------------------------------
 
     def send(self, cls, **kwargs) -> None:
-        self.session.send(codec.encode(self.number, cls, **kwargs))
+        self.out.send(codec.encode(self.number, cls, **kwargs))
 
     @property
     def unacked_count(self) -> int:
@@ -80,21 +81,21 @@ class ChannelSession:
             self.unacked[tag] = (entry, consumer.queue, consumer)
             consumer.unacked += 1
         msg = entry.msg
-        session = self.session
-        session.send(codec.deliver_frame(self.number, consumer.ctag, tag, entry.redelivered, msg.xrk))
-        session.send(msg.content(self.number, session.frame_max))
+        out = self.out
+        out.send(codec.deliver_frame(self.number, consumer.ctag, tag, entry.redelivered, msg.xrk))
+        out.send(msg.content(self.number, self.session.frame_max))
 
     def deliver_reply(self, msg: Message) -> None:
         tag = self.next_tag
         self.next_tag = tag + 1
-        session = self.session
-        session.send(codec.deliver_frame(self.number, codec.shortstr(self.reply_tag), tag, False, msg.xrk))
-        session.send(msg.content(self.number, session.frame_max))
+        out = self.out
+        out.send(codec.deliver_frame(self.number, codec.shortstr(self.reply_tag), tag, False, msg.xrk))
+        out.send(msg.content(self.number, self.session.frame_max))
 
     def send_return(self, msg: Message, code: int, text: str) -> None:
-        session = self.session
-        session.send(codec.return_frame(self.number, code, text, msg.xrk))
-        session.send(msg.content(self.number, session.frame_max))
+        out = self.out
+        out.send(codec.return_frame(self.number, code, text, msg.xrk))
+        out.send(msg.content(self.number, self.session.frame_max))
 
     def drain_consumers(self) -> None:
         for queue in {c.queue for c in self.consumers.values()}:
@@ -143,7 +144,7 @@ class ChannelSession:
             if confirm is not None and self.open:
                 confirm.ack(seq) if ok else confirm.nack(seq)
         if self.open:
-            self.session.confirms_ready(self)
+            self.out.confirms_ready(self)
 
     def confirm_frames(self) -> list[bytes]:
         if self.confirm is None:
@@ -157,7 +158,7 @@ class ChannelSession:
     def close_ok(self) -> None:
         """The peer's channel.close, answered."""
         self.teardown()
-        self.session.send(codec.encode(self.number, C.Channel.CloseOk))
+        self.out.send(codec.encode(self.number, C.Channel.CloseOk))
         self.session.channel_closed(self)
 
     def teardown(self) -> None:

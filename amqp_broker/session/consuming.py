@@ -101,9 +101,8 @@ def basic_get(ch, obj) -> None:
     else:
         ch.unacked[tag] = (entry, queue, None)
     msg = entry.msg
-    session = ch.session
-    session.send(codec.get_ok_frame(ch.number, tag, entry.redelivered, msg.xrk, queue.message_count))
-    session.send(msg.content(ch.number, session.frame_max))
+    ch.out.send(codec.get_ok_frame(ch.number, tag, entry.redelivered, msg.xrk, queue.message_count))
+    ch.out.send(msg.content(ch.number, ch.session.frame_max))
 
 
 HANDLERS = {

@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 
 from .. import codec, errors
-from ..codec import BASIC_ACK, BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, FrameError
+from ..codec import BASIC_ACK, BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, FrameError
 from ..errors import AMQPError
 from . import effects, handshake
 from .channel import ChannelSession
-from .states import CLOSED, CLOSING, HEADER, OPENED, START_OK
+from .channel_mux import other_frame
 from .frames import METHOD_EXPECTED, content_expected, decode_channel_method, not_on_a_channel
+from .outbox import Outbox
+from .states import CLOSED, CLOSING, HEADER, OPENED, START_OK
+from .timers import BEAT, DEADLINE, SILENT, Timers
 
 log = logging.getLogger("amqp_broker.connection")
 
@@ -49,22 +52,13 @@ class Session:
         self.channels: dict[int, ChannelSession] = {}
         self.write_paused = False  # the adapter's socket buffer is full
         self.effects: list = []
-        self.on_output = _no_wakeup  # the adapter's "output is pending" callback
+        self.outbox = Outbox()
         self.now = now
-        self.wakeup_at: float | None = now + HANDSHAKE_TIMEOUT
+        self.timers = Timers(now + HANDSHAKE_TIMEOUT)
         self._buf = b""
-        self._out: list[bytes] = []
-        self._receiving = False
-        self._wakeup_pending = False
-        self._confirm_channels: set[ChannelSession] = set()
         self._suspended = None  # (channel, continuation) to run when a Suspend effect completes
         self._held_frames: list = []
         self._store_behind = False
-        self._heartbeat_at: float | None = None
-        self._recv_seen = True
-        self._sent_seen = False
-        self._missed_ticks = 0
-        self._deadline: float | None = now + HANDSHAKE_TIMEOUT
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -80,7 +74,7 @@ class Session:
     def _receive(self, data: bytes) -> None:
         if self.state == CLOSED:
             return  # lingering: discard until the peer closes its side
-        self._recv_seen = True
+        self.timers.received = True
         if self._suspended is not None:  # a handler waits for the disk: keep the bytes
             self._buf += data
             return
@@ -93,17 +87,18 @@ class Session:
                 return
             if data[:8] not in codec.ACCEPTED_HEADERS:
                 # wrong protocol or version: answer with ours and close, as the spec says
-                self._out.append(codec.PROTOCOL_HEADER)
+                self.outbox.send(codec.PROTOCOL_HEADER)
                 self._finish(effects.CLOSE_SOCKET)
                 return
             data = data[8:]
             self.state = START_OK
             self.send(handshake.start_frame())
-        self._receiving = True
+        outbox = self.outbox
+        outbox.receiving = True
         try:
             self._process(data)
         finally:
-            self._receiving = False
+            outbox.receiving = False
 
     def _process(self, data: bytes) -> None:
         try:
@@ -128,7 +123,7 @@ class Session:
             index = 0
             try:
                 if channel is None or not channel.open:
-                    self._other_frame(ftype, number, channel, payload)  # rare: channel 0 etc.
+                    other_frame(self, ftype, number, channel, payload)  # rare: channel 0 etc.
                     continue
                 if ftype == FRAME_METHOD:
                     if len(payload) < 4:
@@ -180,68 +175,9 @@ class Session:
                 self.hard_error(errors.InternalError(f"internal error: {exc!r}"))
                 return
 
-    def _other_frame(self, ftype: int, number: int, channel, payload: bytes) -> None:
-        """Frames for channel zero, a channel not open, or one we are closing. As in
-        rabbit_reader, a frame that cannot be a frame at all (a method shorter than its
-        class/method ids, a heartbeat with a payload, a content header shorter than 12 bytes,
-        an unknown type) is `unknown_frame` whatever the state; raises AMQPError/FrameError."""
-        if ftype == FRAME_METHOD:
-            if len(payload) < 4:
-                raise codec.unknown_frame(ftype, payload)
-        elif ftype == FRAME_HEARTBEAT:
-            if payload:
-                raise codec.unknown_frame(ftype, payload)
-        elif ftype == FRAME_HEADER:
-            if len(payload) < 12:
-                raise codec.unknown_frame(ftype, payload)
-        elif ftype != FRAME_BODY:
-            raise codec.unknown_frame(ftype, payload)
-        if number == 0:
-            handshake.channel_zero(self, ftype, payload)
-        elif self.state < OPENED:  # nothing but channel zero before connection.open-ok
-            raise AMQPError(errors.UNEXPECTED_FRAME, f"type {ftype}, {codec.payload_snippet(payload)}")
-        elif channel is None:
-            self._unopened(ftype, number, payload)
-        else:
-            self._closing_channel(channel, ftype, payload)
-
-    def _closing_channel(self, channel: ChannelSession, ftype: int, payload: bytes) -> None:
-        """After we sent channel.close, only close-ok (or the peer's own close) matters. Methods
-        are still decoded (RabbitMQ's reader does: an undecodable one is a connection error);
-        content frames of a publish cut short by the error are dropped."""
-        if ftype == FRAME_HEARTBEAT:
-            not_on_a_channel(ftype, payload)
-        if ftype != FRAME_METHOD:
-            return
-        index = codec.method_index(payload)
-        decode_channel_method(index, payload, unknown_ok=True)
-        if index == codec.CHANNEL_CLOSE_OK:
-            self.channels.pop(channel.number, None)
-        elif index == codec.CHANNEL_CLOSE:  # crossing ours
-            self.send(handshake.channel_close_ok(channel.number))
-
-    def _unopened(self, ftype: int, number: int, payload: bytes) -> None:
-        if ftype == FRAME_HEARTBEAT:
-            not_on_a_channel(ftype, payload)
-        if ftype != FRAME_METHOD:
-            raise AMQPError(errors.UNEXPECTED_FRAME, METHOD_EXPECTED)
-        index = codec.method_index(payload)
-        decode_channel_method(index, payload, unknown_ok=True)  # decoded first, as RabbitMQ does
-        if index != codec.CHANNEL_OPEN:
-            raise AMQPError(errors.CHANNEL_ERROR, "expected 'channel.open'", index >> 16, index & 0xFFFF)
-        # channel_max limits how many channels are open, not their numbers (as RabbitMQ)
-        if len(self.channels) >= self.channel_max:
-            raise AMQPError(
-                errors.NOT_ALLOWED,
-                f"number of channels opened ({len(self.channels)}) has reached the "
-                f"negotiated channel_max ({self.channel_max})",
-            )
-        self.channels[number] = ChannelSession(self, number)
-        self.send(handshake.channel_open_ok(number))
-
     def channel_closed(self, channel: ChannelSession) -> None:
         self.channels.pop(channel.number, None)
-        self._confirm_channels.discard(channel)
+        self.outbox.forget_channel(channel)
 
     # -- errors and closing --------------------------------------------------------------------
 
@@ -267,7 +203,7 @@ class Session:
         self._teardown_channels()
         self.state = CLOSING
         self.send(handshake.connection_close(code, text, class_id, method_id))
-        self._set_deadline(self.now + CLOSE_OK_TIMEOUT)
+        self.timers.set_deadline(self.now + CLOSE_OK_TIMEOUT)
 
     def peer_closed(self) -> None:
         """The peer's connection.close: answer close-ok, then linger (see effects.Linger)."""
@@ -289,12 +225,12 @@ class Session:
 
     def _linger(self) -> None:
         self._finish(effects.LINGER)
-        self._set_deadline(self.now + LINGER_TIMEOUT)
+        self.timers.set_deadline(self.now + LINGER_TIMEOUT)
 
     def _finish(self, effect) -> None:
         """The AMQP conversation is over: nothing more is read, `effect` ends the socket."""
         self.state = CLOSED
-        self._heartbeat_at = None
+        self.timers.stop_heartbeat()
         self._suspended = None
         self._held_frames = []
         self._buf = b""
@@ -311,7 +247,7 @@ class Session:
         with 541 (what RabbitMQ sends when a process of its own crashes), and drop the socket
         if even that fails. Other connections are untouched."""
         log.error("internal error on %s", self.name, exc_info=exc)
-        self._receiving = False
+        self.outbox.receiving = False
         try:
             if self.state < CLOSING:
                 self.hard_error(errors.InternalError(repr(exc)))
@@ -324,7 +260,6 @@ class Session:
     def _teardown_channels(self) -> None:
         for channel in list(self.channels.values()):
             channel.teardown()
-        self._confirm_channels.clear()
 
     def connection_lost(self) -> None:
         """The socket is gone (whatever the reason): release everything the connection held."""
@@ -333,8 +268,9 @@ class Session:
         self.channels.clear()
         if self.vhost is not None:
             self.vhost.connection_closed(self)
-        self._out = []
-        self.wakeup_at = None
+        self.outbox.clear()
+        self.timers.set_deadline(None)
+        self.timers.stop_heartbeat()
 
     # -- suspension and store backpressure ---------------------------------------------------
 
@@ -351,7 +287,7 @@ class Session:
         if suspended is None or self.state >= CLOSING:
             return
         channel, then = suspended
-        self._receiving = True
+        self.outbox.receiving = True
         try:
             if channel.open:
                 try:
@@ -370,7 +306,7 @@ class Session:
         except Exception as exc:
             self._internal_failure(exc)
         finally:
-            self._receiving = False
+            self.outbox.receiving = False
 
     @property
     def suspended(self) -> bool:
@@ -385,34 +321,14 @@ class Session:
     def store_caught_up(self) -> None:
         self._store_behind = False
 
-    # -- output --------------------------------------------------------------------------------
+    # -- output ------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        self._out.append(data)
-        if not self._receiving and not self._wakeup_pending:
-            self._wakeup_pending = True
-            self.on_output()
-
-    def confirms_ready(self, channel: ChannelSession) -> None:
-        self._confirm_channels.add(channel)
-        if not self._receiving and not self._wakeup_pending:
-            self._wakeup_pending = True
-            self.on_output()
+        self.outbox.send(data)
 
     def data_to_send(self) -> bytes:
-        """Everything to write now, coalesced publisher confirms included."""
-        self._wakeup_pending = False
-        if self._confirm_channels:
-            for channel in self._confirm_channels:
-                if channel.open:
-                    self._out.extend(channel.confirm_frames())
-            self._confirm_channels.clear()
-        out = self._out
-        if not out:
-            return b""
-        self._out = []
-        self._sent_seen = True
-        return out[0] if len(out) == 1 else b"".join(out)
+        """Everything to write now (see outbox.Outbox.drain)."""
+        return self.outbox.drain()
 
     def pause_writing(self) -> None:
         """The adapter's send buffer is full: consumers stop getting deliveries."""
@@ -428,32 +344,26 @@ class Session:
 
     # -- time ------------------------------------------------------------------------------------
 
+    @property
+    def wakeup_at(self) -> float | None:
+        """When the adapter should call `tick` next (None: no timer needed)."""
+        return self.timers.wakeup_at
+
     def start_heartbeat(self, seconds: int) -> None:
-        """Heartbeats as negotiated in tune-ok: we tick every half interval, send a heartbeat
-        when nothing else went out, and give up after two intervals of silence."""
         self.heartbeat = seconds
-        if seconds:
-            self._heartbeat_at = self.now + seconds / 2
-            self._update_wakeup()
+        self.timers.start_heartbeat(self.now, seconds)
 
     def opened(self) -> None:
         self.state = OPENED
-        self._set_deadline(None)
-
-    def _set_deadline(self, when: float | None) -> None:
-        self._deadline = when
-        self._update_wakeup()
-
-    def _update_wakeup(self) -> None:
-        times = [t for t in (self._deadline, self._heartbeat_at) if t is not None]
-        self.wakeup_at = min(times) if times else None
+        self.timers.set_deadline(None)
 
     def tick(self, now: float) -> None:
         """Called by the adapter at (or after) `wakeup_at`."""
         self.now = now
-        deadline = self._deadline
-        if deadline is not None and now >= deadline:
-            self._deadline = None
+        outbox = self.outbox
+        due = self.timers.due(now, outbox.sent_seen)
+        outbox.sent_seen = False
+        if due & DEADLINE:
             if self.state < OPENED:
                 log.info("handshake timeout on %s", self.name)
                 self._finish(effects.ABORT_SOCKET)
@@ -461,20 +371,10 @@ class Session:
                 self._finish(effects.CLOSE_SOCKET)
             elif self.state == CLOSED:  # the peer did not close after close-ok
                 self.effects.append(effects.CLOSE_SOCKET)
-        beat = self._heartbeat_at
-        if beat is not None and now >= beat and self.state < CLOSING:
-            if not self._sent_seen:
-                self._out.append(codec.HEARTBEAT_FRAME)
-            self._sent_seen = False
-            self._missed_ticks = 0 if self._recv_seen else self._missed_ticks + 1
-            self._recv_seen = False
-            if self._missed_ticks >= 4:  # ticks are half an interval: two intervals of silence
-                log.warning("missed heartbeats from %s, closing it", self.name)
-                self._finish(effects.ABORT_SOCKET)
-            else:
-                self._heartbeat_at = now + self.heartbeat / 2
-        self._update_wakeup()
-
-
-def _no_wakeup() -> None:
-    return None
+        if self.state >= CLOSING:
+            return
+        if due & SILENT:
+            log.warning("missed heartbeats from %s, closing it", self.name)
+            self._finish(effects.ABORT_SOCKET)
+        elif due & BEAT:
+            outbox.send(codec.HEARTBEAT_FRAME)

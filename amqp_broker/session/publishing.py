@@ -91,7 +91,7 @@ def route(ch, msg: Message, exchange, mandatory: bool) -> None:
         return
     else:
         confirm.ack(seq)
-    session.confirms_ready(ch)
+    ch.out.confirms_ready(ch)
 
 
 def _publish_reply(ch, msg: Message, mandatory: bool, seq: int) -> None:
@@ -103,4 +103,4 @@ def _publish_reply(ch, msg: Message, mandatory: bool, seq: int) -> None:
         ch.send_return(msg, errors.NO_ROUTE, "NO_ROUTE")
     if ch.confirm is not None:
         ch.confirm.ack(seq)
-        ch.session.confirms_ready(ch)
+        ch.out.confirms_ready(ch)
