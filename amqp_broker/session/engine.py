@@ -24,7 +24,7 @@ from .channel import ChannelSession
 from .channel_mux import other_frame
 from .frames import METHOD_EXPECTED, content_expected, decode_channel_method, not_on_a_channel
 from .outbox import Outbox
-from .states import CLOSED, CLOSING, HEADER, OPENED, START_OK
+from .states import CLOSED, CLOSING, HEADER, OPENED
 from .timers import BEAT, DEADLINE, SILENT, Timers
 
 log = logging.getLogger("amqp_broker.connection")
@@ -85,14 +85,10 @@ class Session:
             if len(data) < 8:
                 self._buf = data
                 return
-            if data[:8] not in codec.ACCEPTED_HEADERS:
-                # wrong protocol or version: answer with ours and close, as the spec says
-                self.outbox.send(codec.PROTOCOL_HEADER)
+            if not handshake.protocol_header(self, data[:8]):
                 self._finish(effects.CLOSE_SOCKET)
                 return
             data = data[8:]
-            self.state = START_OK
-            self.send(handshake.start_frame())
         outbox = self.outbox
         outbox.receiving = True
         try:

@@ -45,6 +45,17 @@ def server_properties() -> dict:
     }
 
 
+def protocol_header(session, header: bytes) -> bool:
+    """The 8-byte protocol header. Ours: answer connection.start. Another protocol or version:
+    answer with our header (the caller then closes), as the spec says."""
+    if header not in codec.ACCEPTED_HEADERS:
+        session.send(codec.PROTOCOL_HEADER)
+        return False
+    session.state = START_OK
+    session.send(start_frame())
+    return True
+
+
 def start_frame() -> bytes:
     return codec.encode(
         0, C.Connection.Start, version_major=0, version_minor=9,
