@@ -17,6 +17,7 @@ RabbitMQ (docs/protocol-notes.md, "Name validation on built frames") and would c
 """
 from __future__ import annotations
 
+import inspect
 import struct
 
 from pamqp import commands
@@ -61,6 +62,7 @@ CHANNEL_OPEN = 0x0014000A
 CHANNEL_CLOSE = 0x00140028
 CHANNEL_CLOSE_OK = 0x00140029
 CLASS_BASIC = 60
+PUBLISH_IDS = (BASIC_PUBLISH >> 16, BASIC_PUBLISH & 0xFFFF)  # class/method ids in error replies
 _DECLARES = (QUEUE_DECLARE, EXCHANGE_DECLARE)
 
 
@@ -168,7 +170,6 @@ def decode_ack(payload: bytes):
     return _U64.unpack_from(payload, 4)[0], bool(payload[12] & 1)
 
 
-_PLANS: dict = {}
 _FIXED_FIELDS = {"octet": (1, _U8), "short": (2, _U16), "long": (4, _U32), "longlong": (8, _U64),
                  "timestamp": (8, _U64)}
 
@@ -187,8 +188,11 @@ def _plan(cls) -> list:
             continue
         group = None
         plan.append((kind, name))
-    _PLANS[cls] = plan
     return plan
+
+
+# every method's field plan, computed once at import (pamqp's method classes never change)
+_PLANS = {cls: _plan(cls) for cls in commands.INDEX_MAPPING.values()}
 
 
 def decode_method(payload: bytes):
@@ -201,7 +205,7 @@ def decode_method(payload: bytes):
     """
     index = _U32.unpack_from(payload, 0)[0]
     cls = commands.INDEX_MAPPING[index]
-    plan = _PLANS.get(cls) or _plan(cls)
+    plan = _PLANS[cls]
     obj = cls.__new__(cls)
     pos = 4
     n = len(payload)
@@ -317,27 +321,22 @@ def encode_method(channel: int, obj) -> bytes:
 def build(cls, **kwargs):
     """Instantiate a pamqp method without running its validate()."""
     obj = cls.__new__(cls)
-    defaults = _defaults(cls)
+    defaults = _DEFAULTS[cls]
     for name in cls.__slots__:
         setattr(obj, name, kwargs.get(name, defaults.get(name)))
     return obj
 
 
-_DEFAULTS_CACHE: dict = {}
+def _defaults_of(cls) -> dict:
+    return {
+        p.name: p.default
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
-def _defaults(cls) -> dict:
-    found = _DEFAULTS_CACHE.get(cls)
-    if found is None:
-        import inspect
-
-        found = {
-            p.name: p.default
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.default is not inspect.Parameter.empty
-        }
-        _DEFAULTS_CACHE[cls] = found
-    return found
+# every method's default field values, computed once at import
+_DEFAULTS = {cls: _defaults_of(cls) for cls in commands.INDEX_MAPPING.values()}
 
 
 def encode(channel: int, cls, **kwargs) -> bytes:

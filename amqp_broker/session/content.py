@@ -35,7 +35,7 @@ class ContentAssembler:
     def start(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
         """basic.publish: its content frames follow."""
         if immediate:
-            raise AMQPError(errors.NOT_IMPLEMENTED, "immediate=true", 60, 40)
+            raise AMQPError(errors.NOT_IMPLEMENTED, "immediate=true", *codec.PUBLISH_IDS)
         self._publish = (exchange, routing_key, mandatory)
 
     def header(self, payload: bytes) -> None:

@@ -128,7 +128,7 @@ class Session:
                     if content.expecting:
                         # content is expected: the method is not even decoded (as RabbitMQ's
                         # command assembler); the error names the publish
-                        raise AMQPError(errors.UNEXPECTED_FRAME, content_expected(content), 60, 40)
+                        raise AMQPError(errors.UNEXPECTED_FRAME, content_expected(content), *codec.PUBLISH_IDS)
                     index = codec.method_index(payload)
                     if index == BASIC_PUBLISH:
                         content.start(*codec.decode_publish(payload))
@@ -140,7 +140,7 @@ class Session:
                     content = channel.content
                     if not content.has_header:
                         if content.expecting:
-                            raise AMQPError(errors.UNEXPECTED_FRAME, content_expected(content), 60, 40)
+                            raise AMQPError(errors.UNEXPECTED_FRAME, content_expected(content), *codec.PUBLISH_IDS)
                         raise AMQPError(errors.UNEXPECTED_FRAME, METHOD_EXPECTED)
                     index = BASIC_PUBLISH
                     content.body(payload)
