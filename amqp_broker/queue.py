@@ -126,7 +126,9 @@ class Queue:
         (x-overflow reject-publish / reject-publish-dlx on a full queue)."""
         size = len(msg.body)
         limit = self.limit
-        if limit is not None and not limit.drops_head and limit.refuses(self.message_count, self.message_bytes, size):
+        if limit is not None and not limit.drops_head and limit.refuses(
+            self.message_count, self.message_bytes, size
+        ):
             if limit.dead_letters_refused:
                 self.dead_letter(msg, "maxlen")
             return False
@@ -286,7 +288,10 @@ class Queue:
             entry.state = READY
             self.ready_bytes += len(entry.msg.body)
         if back:
-            requeue_into(self.ready, back)
+            if self.max_priority:
+                self.ready.requeue(back)  # the same, level by level
+            else:
+                requeue_into(self.ready, back)
         if self.limit is not None:
             self.limit.trim(self)
         self.drain()

@@ -10,12 +10,9 @@ from collections import deque
 from .queue_entry import seq_of
 
 
-def requeue_into(ready: "deque | PriorityReady", entries: list) -> None:
+def requeue_into(ready: deque, entries: list) -> None:
     """Merge `entries` (any order) back into `ready` by seq. Usually they are all older than
     the head, so this is one extendleft; otherwise only the overlapping prefix is merged."""
-    if ready.__class__ is PriorityReady:
-        ready.requeue(entries)  # the same, level by level
-        return
     entries = sorted(entries, key=seq_of)
     if not ready or entries[-1].seq < ready[0].seq:
         ready.extendleft(reversed(entries))

@@ -176,3 +176,17 @@ async def test_delete_wakes_a_waiting_get_and_stops_paging():
     await asyncio.wait_for(waiter, 1)
     await settle()
     assert q.disk is None and not q.ready and q.message_count == 0
+
+
+async def test_tail_is_not_stranded_when_everything_on_disk_expired():
+    q, _store = durable_queue()
+    for i in range(4):
+        q.enqueue(msg(b"ram%d" % i))
+    q.enqueue(msg(b"dies", ttl=1000))  # on disk
+    q.enqueue(msg(b"transient", persistent=False))  # behind it, in the tail
+    q.vhost.expirer.fire()
+    await settle()
+    assert q.disk.count == 0 and q.message_count == 5
+    q.enqueue(msg(b"later", persistent=False))  # still behind the tail, not before it
+    assert await get_all(q) == [b"ram0", b"ram1", b"ram2", b"ram3", b"transient", b"later"]
+    assert q.dead == [(b"dies", "expired")]
