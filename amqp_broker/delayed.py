@@ -205,7 +205,7 @@ class DelayedDelivery:
         key = self._next_key
         self._next_key = key + 1
         self._held[key] = held
-        self.broker.expirer.schedule(held.due_at, self._due, key)
+        self.broker.expirer.schedule(held.due_at, DelayedDelivery._due, self, key)
 
     def _due(self, key: int) -> None:
         held = self._held.pop(key, None)

@@ -22,7 +22,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-_ARGS = object()  # marks a record whose second slot is an argument tuple
 BUCKET_MS = 10  # expiries are grouped per 10 ms: well within the 100 ms promise
 
 
@@ -40,29 +39,29 @@ class Expirer:
     def __len__(self) -> int:
         return self._count
 
-    def schedule(self, when_ms: int, callback, *args) -> None:
-        """Call `callback(*args)` at `when_ms` (epoch milliseconds), or up to one bucket
-        later, never earlier."""
-        self._bucket(when_ms).extend((callback, args, _ARGS))
+    def schedule(self, when_ms: int, function, owner, arg) -> None:
+        """Call `function(owner, arg)` at `when_ms` (epoch milliseconds), or up to one bucket
+        later, never earlier.
 
-    def schedule2(self, when_ms: int, function, a, b) -> None:
-        """`schedule(when_ms, function, a, b)` for the per-message hot path. Records are
-        stored flat, three list slots each, so no container object per message outlives the
-        call: millions of pending expiries would otherwise make every run of CPython's
-        cyclic GC slower (measured: +1 us per TTL publish)."""
-        self._bucket(when_ms).extend((function, a, b))
-
-    def _bucket(self, when_ms: int) -> list:
-        """The record list of the bucket `when_ms` falls in, counting one more record."""
+        It takes a plain function (usually a class's method, `MessageTTL.expire`) and its two
+        arguments rather than a bound method or an argument tuple, and stores the record
+        flat, three list slots each: no container object per call outlives it. With millions
+        of pending expiries, such objects would make every run of CPython's cyclic GC slower
+        (measured: +1 us per TTL publish). Every message with a TTL comes through here."""
         bucket = -(-when_ms // BUCKET_MS)  # round up: never fire early
-        entries = self._buckets.get(bucket)
-        if entries is None:
-            entries = self._buckets[bucket] = []
-            heapq.heappush(self._heap, bucket)
-            if self._armed_at is None or bucket < self._armed_at:
-                self._arm(bucket)
+        records = self._buckets.get(bucket)
+        if records is None:
+            records = self._open(bucket)
         self._count += 1
-        return entries
+        records.extend((function, owner, arg))
+
+    def _open(self, bucket: int) -> list:
+        """A new bucket's (empty) record list, its timer armed if it is the earliest."""
+        records = self._buckets[bucket] = []
+        heapq.heappush(self._heap, bucket)
+        if self._armed_at is None or bucket < self._armed_at:
+            self._arm(bucket)
+        return records
 
     def _arm(self, bucket: int) -> None:
         if self._handle is not None:
@@ -78,15 +77,11 @@ class Expirer:
         heap = self._heap
         now_bucket = now_ms() // BUCKET_MS
         while heap and heap[0] <= now_bucket:
-            entries = self._buckets.pop(heapq.heappop(heap))
-            self._count -= len(entries) // 3
-            for i in range(0, len(entries), 3):
-                function, a, b = entries[i], entries[i + 1], entries[i + 2]
+            records = self._buckets.pop(heapq.heappop(heap))
+            self._count -= len(records) // 3
+            for i in range(0, len(records), 3):
                 try:
-                    if b is _ARGS:
-                        function(*a)
-                    else:
-                        function(a, b)
+                    records[i](records[i + 1], records[i + 2])
                 except Exception:  # one bad callback must not stop the others
                     log.exception("timer callback failed")
         if heap:

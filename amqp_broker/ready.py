@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from collections import deque
 
-
-def _seq_of(entry) -> int:
-    return entry.seq
+from .queue_entry import seq_of
 
 
 def requeue_into(ready: deque, entries: list) -> None:
     """Merge `entries` (any order) back into `ready` by seq. Usually they are all older than
     the head, so this is one extendleft; otherwise only the overlapping prefix is merged."""
-    entries = sorted(entries, key=_seq_of)
+    entries = sorted(entries, key=seq_of)
     if not ready or entries[-1].seq < ready[0].seq:
         ready.extendleft(reversed(entries))
         return
@@ -23,7 +21,7 @@ def requeue_into(ready: deque, entries: list) -> None:
     last = entries[-1].seq
     while ready and ready[0].seq < last:
         prefix.append(ready.popleft())
-    ready.extendleft(reversed(sorted(prefix + entries, key=_seq_of)))
+    ready.extendleft(reversed(sorted(prefix + entries, key=seq_of)))
 
 
 class PriorityReady:

@@ -173,9 +173,9 @@ class VHost:
         self.get_queue(name, connection)  # exclusivity
         if if_unused and queue.consumers:
             raise errors.precondition(f"{resource('queue', name, self.name)} in use")
-        if if_empty and queue.ready:
+        count = queue.message_count  # live messages only: expired ones are not "in" it
+        if if_empty and count:
             raise errors.precondition(f"{resource('queue', name, self.name)} not empty")
-        count = queue.message_count
         self.remove_queue(queue)
         return count
 

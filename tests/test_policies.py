@@ -258,6 +258,23 @@ def test_policy_max_length_trims_existing_queue_at_once(env, set_policy, uid):
     assert env.bodies(q) == [b"7", b"8", b"9"]
 
 
+def test_policy_max_length_on_existing_queue_ignores_expired_messages(env, set_policy, uid):
+    """Messages that already expired (dead-lettered at the head) are not counted when a
+    length limit arrives with a policy: the live ones fit, nothing more is trimmed."""
+    dlx, dlq = env.dlx_pair()
+    q = pq(env, uid, "trim-expired", {"x-message-ttl": 60000, "x-dead-letter-exchange": dlx})
+    for _ in range(2):
+        env.publish("", q, b"dies", expiration="300")
+    assert env.wait_count(dlq, 2, 5) == 2
+    for body in (b"a", b"b"):
+        env.publish("", q, body)
+    set_policy(pname(uid), f"^pol-{uid}", {"max-length": 2})
+    settle()
+    assert env.count(q) == 2
+    assert env.count(dlq) == 2
+    assert env.bodies(q) == [b"a", b"b"]
+
+
 def test_policy_max_length_bytes(env, set_policy, uid):
     set_policy(pname(uid), f"^pol-{uid}", {"max-length-bytes": 25})
     q = pq(env, uid, "mlb")
