@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from amqp_broker.args import Arguments
 from amqp_broker.errors import AMQPError
 from amqp_broker.expiry import Expirer, now_ms
 from amqp_broker.queue_consumers import ConsumerSet
@@ -235,14 +236,14 @@ def test_delete_if_empty_asks_the_live_count():
     """vhost.delete_queue(if_empty): tombstones do not make a queue non-empty, and messages
     that are only on disk (ready list empty) do."""
     vhost = VHost("/", expirer=FakeExpirer())
-    expired, _, _ = vhost.declare_queue("expired", False, False, False, False, {"x-message-ttl": 5}, {}, None)
+    expired, _, _ = vhost.declare_queue("expired", False, False, False, False, Arguments.from_plain({"x-message-ttl": 5}), None)
     expired.enqueue(message(b"m"))
     vhost.expirer.fire()
     assert expired.ready and expired.message_count == 0
     assert vhost.delete_queue("expired", False, True, None) == 0
     assert "expired" not in vhost.queues
 
-    on_disk, _, _ = vhost.declare_queue("on-disk", False, False, False, False, {}, {}, None)
+    on_disk, _, _ = vhost.declare_queue("on-disk", False, False, False, False, Arguments(), None)
     on_disk.recover(3, 1, 3, 0)  # a restart found three stored messages
     assert not on_disk.ready and on_disk.message_count == 3
     with pytest.raises(AMQPError) as err:
