@@ -9,6 +9,7 @@ that must stay cheap, deliver and ack.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from functools import partial
 
 from pamqp import commands as C
 
@@ -38,7 +39,8 @@ class ChannelSession:
         self.last_queue = ""  # AMQP's "most recently declared queue" shortcut
         self.reply_tag: str | None = None  # direct reply-to consumer tag
         self.reply_key: str | None = None
-        self.content = ContentAssembler(self._published)
+        # a complete publish goes straight to the publish checks (a partial: no extra frame)
+        self.content = ContentAssembler(partial(publishing.publish_from_client, self))
         # publisher confirms waiting for the store: (batch id, seqno) in publish order
         self._held: deque = deque()
         self._waiting_batch = 0
@@ -65,9 +67,6 @@ class ChannelSession:
         if not self.last_queue:
             raise AMQPError(errors.NOT_FOUND, "no previously declared queue")
         return self.last_queue
-
-    def _published(self, msg: Message, mandatory: bool) -> None:
-        publishing.publish_from_client(self, msg, mandatory)
 
     # -- delivering ----------------------------------------------------------------------------
 

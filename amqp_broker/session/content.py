@@ -15,28 +15,24 @@ _BODY_EXPECTED = "expected content body, got non content body frame instead"
 
 
 class ContentAssembler:
-    __slots__ = ("_publish", "_header", "_body", "_remaining", "_complete")
+    __slots__ = ("expecting", "has_header", "_publish", "_header", "_body", "_remaining", "_complete")
 
     def __init__(self, complete):
         self._complete = complete  # called with (Message, mandatory) when a publish is whole
+        # plain flags, read by the engine for every frame of a channel (cheaper than properties)
+        self.expecting = False  # a basic.publish waits for its content
+        self.has_header = False  # ... and its header has arrived: body frames follow
         self._publish = None  # (exchange, routing_key, mandatory) while content is expected
         self._header = None
         self._body: list[bytes] = []
         self._remaining = 0
-
-    @property
-    def expecting(self) -> bool:
-        return self._publish is not None
-
-    @property
-    def has_header(self) -> bool:
-        return self._header is not None
 
     def start(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
         """basic.publish: its content frames follow."""
         if immediate:
             raise AMQPError(errors.NOT_IMPLEMENTED, "immediate=true", *codec.PUBLISH_IDS)
         self._publish = (exchange, routing_key, mandatory)
+        self.expecting = True
 
     def header(self, payload: bytes) -> None:
         """A content header while a publish expects one (the engine checked). The engine made sure it holds class-id, weight and body-size (12
@@ -56,6 +52,7 @@ class ContentAssembler:
             )
         if body_size > MAX_MESSAGE_SIZE:
             self._publish = None
+            self.expecting = False
             raise errors.precondition(
                 f"message size {body_size} is larger than configured max size {MAX_MESSAGE_SIZE}"
             )
@@ -63,6 +60,7 @@ class ContentAssembler:
             self._finish(payload, b"")
             return
         self._header = payload
+        self.has_header = True
         self._remaining = body_size
 
     def body(self, payload: bytes) -> None:
@@ -84,10 +82,12 @@ class ContentAssembler:
         exchange, routing_key, mandatory = self._publish
         self._publish = None
         self._header = None
+        self.expecting = self.has_header = False
         self._complete(Message(exchange, routing_key, header, body), mandatory)
 
     def reset(self) -> None:
         """The channel closed: a publish cut short is dropped."""
         self._publish = None
         self._header = None
+        self.expecting = self.has_header = False
         self._body = []
