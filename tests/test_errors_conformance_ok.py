@@ -13,8 +13,8 @@ import socket
 import pytest
 from pamqp import commands as C
 
-from errors_ctx import ctx  # noqa: F401 - pytest fixture
-from errors_ctx import Ctx, _get_one
+from helpers.errors import ctx  # noqa: F401 - pytest fixture
+from helpers.errors import Ctx, scenario_get_one
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -84,7 +84,7 @@ def test_ack_multiple_tag_zero_acks_everything(ctx):
     q = ctx.queue(f"q-{ctx.u}", auto_delete=True)
     for i in range(3):
         ctx.conn.publish(1, b"m%d" % i, routing_key=q)
-    tags = [_get_one(ctx, q) for _ in range(3)]
+    tags = [scenario_get_one(ctx, q) for _ in range(3)]
     assert tags == [1, 2, 3]
     ctx.send(C.Basic.Ack(delivery_tag=0, multiple=True))
     ok = _no_error(ctx, C.Queue.Declare(queue=q, passive=True), C.Queue.DeclareOk)
