@@ -8,11 +8,16 @@ Tests that need our broker specifically (restarts, in-process API) use `own_brok
 
 Parallel runs (pytest-xdist, on by default, see pyproject.toml): session fixtures exist once
 per worker, so every worker has its own broker, on a port the OS picked and with its own
-temporary data directory; restart tests use their tmp_path. Nothing is shared between workers
-but the reference server. Against the reference, tests of all workers share one RabbitMQ:
-names carry the `uid` fixture's random suffix, and the few fixed names (examples/, the
-benchmark smoke test, ...) stay within one test module, and `--dist loadfile` keeps a module on
-one worker, so workers never collide on a name.
+temporary data directory; restart tests and subprocess brokers use the test's tmp_path and a
+free port. Nothing is shared between workers but the reference server.
+
+Reference mode (AMQP_REFERENCE_URL) runs with the same workers, all on one RabbitMQ (which
+other people's runs may share too). That is safe because no test relies on a fixed name there:
+every queue, exchange and policy name (and policy pattern) the tests create on `amqp_url`
+carries the `uid` fixture's random suffix, or is server-named / exclusive; fixed names
+("crash-q", "db-q", ...) appear only on brokers of a test's own (own_broker-only modules,
+subprocess and restart brokers). Keep it so: a new test against `amqp_url` names things with
+`uid`, and then needs no fewer workers.
 """
 from __future__ import annotations
 
