@@ -10,9 +10,9 @@ import pika.exceptions
 import pytest
 from pamqp import commands
 
-from consume_helpers import conn, queue  # noqa: F401 - pytest fixtures
-from consume_helpers import connect, drain, publish_numbers, pump, ready_count, settle, wait_ready
-from consume_raw import Raw
+from helpers.pika_client import conn, queue  # noqa: F401 - pytest fixtures
+from helpers.pika_client import connect, drain_flagged, publish_numbers, pump, ready_count, settle, wait_ready
+from helpers.raw_content import Raw
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,7 +30,7 @@ def test_ack_single_message(conn, queue):
     ch.close()
     ch = conn.channel()
     assert wait_ready(ch, q, 2) == 2
-    assert drain(ch, q) == [(b"1", True), (b"3", True)]
+    assert drain_flagged(ch, q) == [(b"1", True), (b"3", True)]
 
 
 def test_ack_multiple(conn, queue):
@@ -43,7 +43,7 @@ def test_ack_multiple(conn, queue):
     ch.close()
     ch = conn.channel()
     assert wait_ready(ch, q, 2) == 2
-    assert drain(ch, q) == [(b"4", True), (b"5", True)]
+    assert drain_flagged(ch, q) == [(b"4", True), (b"5", True)]
 
 
 def test_ack_multiple_with_tag_zero_acks_everything(conn, queue):
@@ -120,7 +120,7 @@ def test_nack_multiple_requeue_restores_original_order(conn, queue):
     ch.basic_ack(tags[1])  # "2" done
     ch.basic_nack(tags[3], multiple=True, requeue=True)  # 1, 3, 4 back
     assert wait_ready(ch, q, 4) == 4
-    assert drain(ch, q) == [(b"1", True), (b"3", True), (b"4", True), (b"5", False)]
+    assert drain_flagged(ch, q) == [(b"1", True), (b"3", True), (b"4", True), (b"5", False)]
 
 
 def test_requeued_messages_go_to_the_consumer_again(conn, queue):
@@ -153,7 +153,7 @@ def test_requeue_false_drops_message(conn, queue, how):
     ch = conn.channel()
     expected = [(b"3", False)] if how == "nack-multiple" else [(b"1", True), (b"3", False)]
     assert wait_ready(ch, q, len(expected)) == len(expected)
-    assert drain(ch, q) == expected
+    assert drain_flagged(ch, q) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_unacked_messages_requeued_in_order_on_channel_close(conn, queue):
     ch.basic_ack(got[0].delivery_tag)
     ch.close()
     assert wait_ready(pub, q, 4) == 4
-    assert drain(pub, q) == [(b"2", True), (b"3", True), (b"4", True), (b"5", True)]
+    assert drain_flagged(pub, q) == [(b"2", True), (b"3", True), (b"4", True), (b"5", True)]
 
 
 def test_unacked_messages_requeued_on_connection_close(amqp_url, conn, queue):
@@ -184,7 +184,7 @@ def test_unacked_messages_requeued_on_connection_close(amqp_url, conn, queue):
         och.basic_get(q)
     other.close()
     assert wait_ready(pub, q, 4) == 4
-    assert drain(pub, q) == [(b"1", True), (b"2", True), (b"3", True), (b"4", False)]
+    assert drain_flagged(pub, q) == [(b"1", True), (b"2", True), (b"3", True), (b"4", False)]
 
 
 def test_unacked_messages_requeued_when_socket_drops(amqp_url, conn, queue):
@@ -198,7 +198,7 @@ def test_unacked_messages_requeued_when_socket_drops(amqp_url, conn, queue):
     r.read_content(1)
     r.sock.close()  # no connection.close handshake
     assert wait_ready(pub, q, 2) == 2
-    assert drain(pub, q) == [(b"1", True), (b"2", False)]
+    assert drain_flagged(pub, q) == [(b"1", True), (b"2", False)]
 
 
 def test_basic_recover_requeue_true_redelivers(conn, queue):
@@ -209,7 +209,7 @@ def test_basic_recover_requeue_true_redelivers(conn, queue):
     ch.basic_get(q)
     ch.basic_recover(requeue=True)
     assert wait_ready(ch, q, 3) == 3
-    assert drain(ch, q) == [(b"1", True), (b"2", True), (b"3", False)]
+    assert drain_flagged(ch, q) == [(b"1", True), (b"2", True), (b"3", False)]
 
 
 def test_basic_recover_redelivers_to_consumer(conn, queue):

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,42 +16,11 @@ import pika
 import pytest
 from pika.exceptions import ConnectionClosedByBroker
 
+from helpers.pika_client import poll_get
+from helpers.process import clean_env, cli_command, free_port, port_open
+from helpers.wait import wait_until
+
 STARTUP_TIMEOUT = 20.0
-
-
-def cli_command() -> list[str]:
-    """The venv's `amqp-broker` script (next to sys.executable), else `python -m`."""
-    script = Path(sys.executable).parent / "amqp-broker"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("amqp-broker")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "amqp_broker.cli.main"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMQP_BROKER_")}
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    """A port free on both 0.0.0.0 and [::] (the CLI's default binds both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
-            s4.bind(("0.0.0.0", 0))
-            port = s4.getsockname()[1]
-            if not socket.has_ipv6:
-                return port
-            try:
-                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
-                    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    s6.bind(("::", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def ipv6_loopback_available() -> bool:
@@ -63,14 +30,6 @@ def ipv6_loopback_available() -> bool:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
             s.bind(("::1", 0))
         return True
-    except OSError:
-        return False
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
     except OSError:
         return False
 
@@ -97,14 +56,13 @@ class Server:
         return self.stderr_path.read_text(errors="replace")
 
     def wait_ready(self, port: int, host: str = "127.0.0.1") -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             if self.proc.poll() is not None:
                 pytest.fail(f"amqp-broker serve exited {self.proc.returncode} before listening:\n{self.stderr}")
-            if port_open(host, port):
-                return
-            time.sleep(0.1)
-        pytest.fail(f"amqp-broker serve not listening on {host}:{port} after {STARTUP_TIMEOUT}s:\n{self.stderr}")
+            return port_open(port, host)
+
+        if not wait_until(listening, STARTUP_TIMEOUT):
+            pytest.fail(f"amqp-broker serve not listening on {host}:{port} after {STARTUP_TIMEOUT}s:\n{self.stderr}")
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -128,13 +86,7 @@ def publish_and_get(params: pika.ConnectionParameters, body: bytes) -> bytes:
         channel = connection.channel()
         queue = channel.queue_declare(queue="", exclusive=True).method.queue
         channel.basic_publish(exchange="", routing_key=queue, body=body)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            method, _props, got = channel.basic_get(queue, auto_ack=True)
-            if method is not None:
-                return got
-            time.sleep(0.05)
-        raise AssertionError("message never arrived")
+        return poll_get(channel, queue, timeout=5)[2]
     finally:
         if connection.is_open:
             connection.close()

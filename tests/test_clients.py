@@ -17,25 +17,9 @@ import pika
 import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
+from helpers.pika_client import delete_all
+
 pytestmark = pytest.mark.timeout(60)
-
-
-def pika_queue_cleanup(url: str, *names: str) -> None:
-    c = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        ch = c.channel()
-        for n in names:
-            ch.queue_delete(n)
-    finally:
-        c.close()
-
-
-def ready_count(url: str, q: str) -> int:
-    c = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return c.channel().queue_declare(q, passive=True).method.message_count
-    finally:
-        c.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +301,7 @@ def test_kombu_simple_queue(amqp_url, uid):
             msg.ack()
         finally:
             sq.close()
-            pika_queue_cleanup(amqp_url, name)
+            delete_all(amqp_url, [name])
 
 
 def test_kombu_simple_buffer_and_get_nowait(amqp_url, uid):
@@ -403,7 +387,7 @@ def test_pika_to_kombu_headers_and_properties(amqp_url, uid):
             m.ack()
         finally:
             sq.close()
-    pika_queue_cleanup(amqp_url, name)
+    delete_all(amqp_url, [name])
 
 
 def test_kombu_sees_server_capabilities(amqp_url):

@@ -20,7 +20,8 @@ from pamqp import heartbeat as pheartbeat
 from amqp_broker import codec
 from amqp_broker.args import Arguments
 from amqp_broker.codec import FrameError
-from codec_helpers import EXCHANGES, ROUTING_KEYS, TAGS, method_payload, raw_frame, s64
+from helpers.codec import EXCHANGES, ROUTING_KEYS, TAGS, method_payload, s64
+from helpers.raw import raw_frame
 
 # --------------------------------------------------------------------------- constants
 

@@ -20,7 +20,7 @@ from pamqp import frame as pframe
 from pamqp import header as pheader
 
 from amqp_broker import args, codec
-from codec_helpers import (
+from helpers.codec import (
     CHANNELS,
     CONSUMER_TAGS,
     EXCHANGES,
@@ -28,9 +28,9 @@ from codec_helpers import (
     TAGS,
     method_payload,
     pamqp_unmarshal,
-    raw_frame,
     s64,
 )
+from helpers.raw import raw_frame
 
 # --------------------------------------------------------------------------- hot encoders vs pamqp
 

@@ -17,8 +17,8 @@ import pika
 import pika.exceptions
 import pytest
 
-from pika_helpers import conn, queue  # noqa: F401 - pytest fixtures
-from pika_helpers import connect
+from helpers.pika_client import conn, queue  # noqa: F401 - pytest fixtures
+from helpers.pika_client import message_count
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -143,15 +143,7 @@ def test_all_published_messages_confirmed_exactly_once(amqp_url, queue):
     events = run.run(on_channel, timeout=10)
     result = expand_confirms(events)
     assert result == {t: "Ack" for t in range(1, n + 1)}
-    assert admin_count(amqp_url, q) == n
-
-
-def admin_count(url: str, q: str) -> int:
-    c = connect(url)
-    try:
-        return c.channel().queue_declare(q, passive=True).method.message_count
-    finally:
-        c.close()
+    assert message_count(amqp_url, q) == n
 
 
 def test_confirm_sequence_numbers_are_per_channel(amqp_url, queue):
@@ -328,7 +320,7 @@ def test_reject_publish_overflow_nacks(amqp_url, queue):
 
     events = run.run(on_channel)
     assert expand_confirms(events) == {1: "Ack", 2: "Nack", 3: "Nack"}
-    assert admin_count(amqp_url, q) == 1
+    assert message_count(amqp_url, q) == 1
 
 
 def test_blocking_pika_nack_raises(conn, queue):

@@ -2,7 +2,7 @@
 tune-ok negotiation.
 
 Every expectation here was recorded against a real RabbitMQ 3.10 (run with AMQP_REFERENCE_URL set).
-Frame-level checks use the raw client in amqp_raw.py; client-level checks use pika/kombu/aio-pika.
+Frame-level checks use the raw client in helpers/raw.py; client-level checks use pika/kombu/aio-pika.
 The other parts: test_connection_channels.py (channels, channel.flow, update-secret,
 heartbeats), test_connection_framing.py (framing errors).
 """
@@ -18,9 +18,10 @@ from pamqp import body as pbody
 from pamqp import commands as C
 from pamqp import header as pheader
 
-from amqp_raw import AMQP_091_HEADER, DEFAULT_CAPABILITIES, PeerClosed
-from connection_helpers import CAPABILITIES, _pika, _url_with
-from connection_helpers import raw  # noqa: F401 - pytest fixture
+from helpers.raw import AMQP_091_HEADER, DEFAULT_CAPABILITIES, PeerClosed
+from helpers.connection import CAPABILITIES, url_with
+from helpers.pika_client import connect
+from helpers.connection import raw  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -88,7 +89,7 @@ def test_connection_tune_values(raw):
 
 
 def test_pika_sees_server_properties(amqp_url):
-    conn = _pika(amqp_url)
+    conn = connect(amqp_url)
     try:
         props = conn._impl.server_properties  # decoded by pika from connection.start
         assert props["capabilities"]["publisher_confirms"] is True
@@ -124,7 +125,7 @@ def test_pika_wrong_password_is_auth_error(amqp_url):
     with pytest.raises(
         (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
     ) as info:
-        _pika(_url_with(amqp_url, password="definitely-wrong"))
+        connect(url_with(amqp_url, password="definitely-wrong"))
     assert "ACCESS_REFUSED" in str(info.value)
 
 
@@ -199,7 +200,7 @@ def test_amqplain_wrong_password_gets_403_close(raw):
     conn = raw(handshake=False)
     conn.send_protocol_header()
     conn.expect(C.Connection.Start, 0)
-    from amqp_raw import amqplain_response
+    from helpers.raw import amqplain_response
 
     conn.send_frame(
         C.Connection.StartOk(
@@ -255,7 +256,7 @@ def test_unknown_vhost_raw(raw, uid):
 
 def test_unknown_vhost_pika(amqp_url):
     with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as info:
-        _pika(_url_with(amqp_url, vhost="nope"))
+        connect(url_with(amqp_url, vhost="nope"))
     assert "NOT_ALLOWED - vhost nope not found" in str(info.value)
     assert "530" in str(info.value)
 

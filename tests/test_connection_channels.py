@@ -2,7 +2,7 @@
 update-secret, heartbeats.
 
 Every expectation here was recorded against a real RabbitMQ 3.10 (run with AMQP_REFERENCE_URL set).
-Frame-level checks use the raw client in amqp_raw.py; client-level checks use pika/aio-pika.
+Frame-level checks use the raw client in helpers/raw.py; client-level checks use pika/aio-pika.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import pytest
 from pamqp import commands as C
 from pamqp import heartbeat as pheartbeat
 
-from amqp_raw import PeerClosed
-from connection_helpers import _pika
-from connection_helpers import raw  # noqa: F401 - pytest fixture
+from helpers.raw import PeerClosed
+from helpers.pika_client import connect
+from helpers.connection import raw  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 
 # --------------------------------------------------------------------------- channels
 def test_many_channels_on_one_connection_pika(amqp_url, uid):
-    conn = _pika(amqp_url)
+    conn = connect(amqp_url)
     try:
         channels = [conn.channel() for _ in range(100)]
         assert len({ch.channel_number for ch in channels}) == 100
@@ -82,8 +82,8 @@ def test_many_channels_pipelined_raw(raw):
 
 
 def test_channel_error_closes_only_that_channel_pika(amqp_url, uid):
-    conn = _pika(amqp_url)
-    other = _pika(amqp_url)
+    conn = connect(amqp_url)
+    other = connect(amqp_url)
     try:
         ch1 = conn.channel()
         ch2 = conn.channel()
@@ -171,7 +171,7 @@ def test_client_connection_close_gets_close_ok(raw):
 
 
 def test_pika_connection_close_is_clean(amqp_url):
-    conn = _pika(amqp_url)
+    conn = connect(amqp_url)
     conn.channel()
     conn.close()
     assert conn.is_closed
@@ -311,7 +311,7 @@ def test_heartbeat_zero_disables_heartbeats(raw):
 
 
 def test_pika_heartbeat_one_second_stays_alive(amqp_url):
-    conn = _pika(amqp_url, heartbeat=1)
+    conn = connect(amqp_url, heartbeat=1)
     try:
         ch = conn.channel()
         deadline = time.monotonic() + 4

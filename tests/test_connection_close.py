@@ -15,7 +15,7 @@ from pamqp import body as pbody
 from pamqp import commands as C
 from pamqp import frame, header
 
-from amqp_raw import RawConnection
+from helpers.raw import RawConnection
 
 BURST = 20000  # 20 MB: more than the kernel buffers of a loopback connection hold
 BODY = b"x" * 1024

@@ -2,7 +2,7 @@
 or unknown methods, content frames out of order or on the wrong channel) and what they close.
 
 Every expectation here was recorded against a real RabbitMQ 3.10 (run with AMQP_REFERENCE_URL set),
-through the raw client in amqp_raw.py.
+through the raw client in helpers/raw.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pamqp import commands as C
 from pamqp import header as pheader
 from pamqp import heartbeat as pheartbeat
 
-from amqp_raw import PeerClosed
-from connection_helpers import _pika
-from connection_helpers import raw  # noqa: F401 - pytest fixture
+from helpers.raw import PeerClosed
+from helpers.pika_client import connect
+from helpers.connection import raw  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -250,7 +250,7 @@ def test_server_closes_socket_after_close_ok_on_hard_error(raw):
 
 
 def test_other_connections_survive_a_hard_error(amqp_url, raw, uid):
-    bystander = _pika(amqp_url)
+    bystander = connect(amqp_url)
     try:
         ch = bystander.channel()
         ch.queue_declare(f"bystander-{uid}", exclusive=True)

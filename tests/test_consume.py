@@ -18,9 +18,9 @@ import pika.exceptions
 import pytest
 from pamqp import commands
 
-from consume_helpers import conn, queue  # noqa: F401 - pytest fixtures
-from consume_helpers import connect, drain, publish_numbers, pump, ready_count, settle, wait_ready
-from consume_raw import raw  # noqa: F401 - pytest fixture
+from helpers.pika_client import conn, queue  # noqa: F401 - pytest fixtures
+from helpers.pika_client import connect, drain_flagged, publish_numbers, pump, ready_count, settle, wait_ready
+from helpers.raw_content import raw  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -195,7 +195,7 @@ def test_cancel_keeps_unacked_messages_with_the_channel(conn, queue):
     ch.basic_ack(got[0].delivery_tag)
     ch.close()
     assert wait_ready(pub, q, 1) == 1
-    assert drain(pub, q) == [(b"2", True)]
+    assert drain_flagged(pub, q) == [(b"2", True)]
 
 
 async def test_cancel_with_aio_pika(amqp_url, uid):
@@ -283,7 +283,7 @@ def test_fifo_order_with_basic_get(conn, queue):
     q = queue()
     ch = conn.channel()
     publish_numbers(ch, q, 50)
-    assert [int(b) for b, _ in drain(ch, q)] == list(range(1, 51))
+    assert [int(b) for b, _ in drain_flagged(ch, q)] == list(range(1, 51))
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import aiormq
 import pytest
 from pamqp import commands as spec
 
-import crash_harness as ch
+import helpers.crash as ch
 
 pytestmark = pytest.mark.timeout(90)
 

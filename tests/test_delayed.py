@@ -10,45 +10,31 @@ the plugin's texts.
 """
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import struct
 import time
-from pathlib import Path
 
 import pika
 import pika.exceptions
 import pytest
-from pamqp import commands, frame
+from pamqp import commands
 
-from amqp_raw import RawConnection
-from conftest import BrokerThread
+from helpers.durability import Node
+from helpers.durability import node  # noqa: F401 - pytest fixture
+from helpers.pika_client import ch, conn  # noqa: F401 - pytest fixtures
+from helpers.pika_client import connect
+from helpers.typed import RawClient
 
 pytestmark = pytest.mark.timeout(60)
 
 XD = "x-delayed-message"
 
 
-def _connect(url: str) -> pika.BlockingConnection:
-    params = pika.URLParameters(url)
-    params.socket_timeout = 5
-    params.blocked_connection_timeout = 10
-    return pika.BlockingConnection(params)
-
-
 @pytest.fixture
-def conn(own_broker):
-    c = _connect(own_broker.url)
-    yield c
-    if c.is_open:
-        c.close()
-
-
-@pytest.fixture
-def ch(conn):
-    channel = conn.channel()
-    channel.confirm_delivery()
-    return channel
+def amqp_url(own_broker):
+    """Our broker even when AMQP_REFERENCE_URL is set: RabbitMQ 3.10 has no such plugin. The
+    `conn` and `ch` fixtures (helpers.pika_client) connect here."""
+    return own_broker.url
 
 
 def props(delay=None, **headers) -> pika.BasicProperties:
@@ -160,22 +146,16 @@ def test_delivered_with_x_delay_negated_and_headers_sorted(conn, ch, uid):
     assert p.app_id == "app"
 
 
-def _frame(kind: int, channel: int, payload: bytes) -> bytes:
-    return struct.pack(">BHI", kind, channel, len(payload)) + payload + b"\xce"
-
-
 def raw_publish(url: str, exchange: str, routing_key: str, letter: bytes, raw: bytes) -> None:
     """Publish (confirmed) with headers {x-delay: <letter><raw>}, any field type."""
     entry = b"\x07x-delay" + letter + raw
     table = struct.pack(">I", len(entry)) + entry
     body = b"m"
     header = struct.pack(">HHQH", 60, 0, len(body), 0x2000) + table  # property: headers
-    with RawConnection.connect(url) as rc:
-        rc.open_channel(1)
-        rc.rpc(commands.Confirm.Select(), 1, commands.Confirm.SelectOk)
-        rc.send_bytes(frame.marshal(commands.Basic.Publish(exchange=exchange, routing_key=routing_key), 1)
-                      + _frame(2, 1, header) + _frame(3, 1, body))
-        rc.expect(commands.Basic.Ack, 1)
+    with RawClient(url) as client:
+        client.confirm_select()
+        confirm = client.publish(exchange, routing_key, body, header)
+        assert isinstance(confirm, commands.Basic.Ack), confirm
 
 
 @pytest.mark.parametrize("letter, raw, delay", [
@@ -211,7 +191,7 @@ def test_x_delay_field_types(conn, ch, own_broker, uid, letter, raw, delay):
 
 def test_string_delay_that_is_not_an_integer_crashes_the_channel(own_broker, uid):
     """binary_to_integer(<<"soon">>) raises inside the channel process: 541, whole connection."""
-    c = _connect(own_broker.url)
+    c = connect(own_broker.url)
     ch = c.channel()
     x, _q = setup(ch, uid)
     ch.basic_publish(x, "k", b"m", properties=props("soon"))
@@ -245,7 +225,7 @@ def test_expiration_runs_from_the_due_time(conn, ch, uid):
 
 
 def test_tx_publish_is_held_from_the_commit(own_broker, uid):
-    c = _connect(own_broker.url)
+    c = connect(own_broker.url)
     try:
         ch = c.channel()
         x, q = setup(ch, uid)
@@ -310,7 +290,7 @@ def test_mandatory_delayed_publish_is_returned_and_still_delivered(conn, ch, uid
 
 
 def test_mandatory_return_carries_the_original_message(own_broker, uid):
-    c = _connect(own_broker.url)
+    c = connect(own_broker.url)
     try:
         ch = c.channel()
         x, q = setup(ch, uid)
@@ -350,7 +330,7 @@ def test_alternate_exchange_gets_no_copy_of_a_held_message(conn, ch, uid):
 
 
 def _declare_error(url, arguments, exchange_type=XD):
-    c = _connect(url)
+    c = connect(url)
     try:
         ch = c.channel()
         with pytest.raises((pika.exceptions.ChannelClosedByBroker, pika.exceptions.ConnectionClosedByBroker)) as info:
@@ -380,7 +360,7 @@ def test_bad_delayed_type(own_broker, arguments, expected):
 
 
 def test_redeclare_equivalence(own_broker, uid):
-    c = _connect(own_broker.url)
+    c = connect(own_broker.url)
     try:
         ch = c.channel()
         x = f"xd-{uid}"
@@ -418,62 +398,28 @@ def test_redeclare_equivalence(own_broker, uid):
 # durability
 
 
-class Node:
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
-        self.bt = None
-        self.conns = []
-
-    def start(self) -> "Node":
-        self.bt = BrokerThread(data_dir=str(self.data_dir)).start()
-        return self
-
-    def stop(self) -> None:
-        for c in self.conns:
-            with contextlib.suppress(Exception):
-                if c.is_open:
-                    c.close()
-        self.conns.clear()
-        if self.bt is not None:
-            self.bt.stop()
-            self.bt = None
-
-    def connect(self):
-        c = _connect(self.bt.url)
-        self.conns.append(c)
-        ch = c.channel()
-        ch.confirm_delivery()
-        return c, ch
-
-    def rows(self) -> list[tuple]:
-        """delayed_messages rows (the broker must be stopped)."""
-        con = sqlite3.connect(self.data_dir / "broker.db")
-        try:
-            return con.execute("SELECT exchange, routing_key, due_at FROM delayed_messages").fetchall()
-        finally:
-            con.close()
-
-
-@pytest.fixture
-def node(tmp_path):
-    n = Node(tmp_path / "data").start()
-    yield n
-    n.stop()
+def delayed_rows(node: Node) -> list[tuple]:
+    """delayed_messages rows of the node's database (the broker must be stopped)."""
+    con = sqlite3.connect(node.data_dir / "broker.db")
+    try:
+        return con.execute("SELECT exchange, routing_key, due_at FROM delayed_messages").fetchall()
+    finally:
+        con.close()
 
 
 def test_durable_held_messages_survive_restart_at_their_due_time(node, uid):
-    c, ch = node.connect()
+    c, ch = node.open()
     x, q = setup(ch, uid, durable=True, qdurable=True)
     t0 = time.time()
     ch.basic_publish(x, "k", b"later", properties=pika.BasicProperties(headers={"x-delay": 2500}, delivery_mode=2))
     ch.basic_publish(x, "k", b"sooner", properties=props(1800))
     node.stop()
-    rows = node.rows()
+    rows = delayed_rows(node)
     assert sorted((e, k) for e, k, _ in rows) == [(x, "k"), (x, "k")]
     assert sorted(due for _, _, due in rows)[0] >= int(t0 * 1000) + 1800
     time.sleep(1.0)  # down for a while: a delay counted from the restart would show
     node.start()
-    c, ch = node.connect()
+    c, ch = node.open()
     got = collect(c, ch, q, 2, timeout=6)
     assert [b for _, b, _ in got] == [b"sooner", b"later"]
     for (t, _, p), delay in zip(got, (1.8, 2.5)):
@@ -481,17 +427,17 @@ def test_durable_held_messages_survive_restart_at_their_due_time(node, uid):
         assert p.headers == {"x-delay": -int(delay * 1000)}
     assert got[1][2].delivery_mode == 2
     node.stop()
-    assert node.rows() == []  # routed: the rows are gone
+    assert delayed_rows(node) == []  # routed: the rows are gone
 
 
 def test_overdue_at_restart_are_routed_at_once(node, uid):
-    c, ch = node.connect()
+    c, ch = node.open()
     x, q = setup(ch, uid, durable=True, qdurable=True)
     ch.basic_publish(x, "k", b"overdue", properties=pika.BasicProperties(headers={"x-delay": 300}, delivery_mode=2))
     node.stop()
     time.sleep(0.6)
     node.start()
-    c, ch = node.connect()
+    c, ch = node.open()
     t1 = time.time()
     got = collect(c, ch, q, 1, timeout=3)
     assert [b for _, b, _ in got] == [b"overdue"]
@@ -499,26 +445,26 @@ def test_overdue_at_restart_are_routed_at_once(node, uid):
 
 
 def test_routed_persistent_message_is_then_an_ordinary_stored_message(node, uid):
-    c, ch = node.connect()
+    c, ch = node.open()
     x, q = setup(ch, uid, durable=True, qdurable=True)
     ch.basic_publish(x, "k", b"p", properties=pika.BasicProperties(headers={"x-delay": 100}, delivery_mode=2))
     time.sleep(0.4)
     node.stop()
-    assert node.rows() == []
+    assert delayed_rows(node) == []
     node.start()
-    c, ch = node.connect()
+    c, ch = node.open()
     body, p = get_now(ch, q)
     assert body == b"p" and p.headers == {"x-delay": -100}
 
 
 def test_transient_exchange_held_messages_are_not_stored(node, uid):
-    c, ch = node.connect()
+    c, ch = node.open()
     x, q = setup(ch, uid, durable=False, qdurable=True)
     ch.basic_publish(x, "k", b"m", properties=pika.BasicProperties(headers={"x-delay": 800}, delivery_mode=2))
     node.stop()
-    assert node.rows() == []
+    assert delayed_rows(node) == []
     node.start()
-    c, ch = node.connect()
+    c, ch = node.open()
     # the exchange is gone with the restart; declared and bound again, nothing comes back
     ch.exchange_declare(x, XD, arguments={"x-delayed-type": "direct"})
     ch.queue_bind(q, x, "k")
@@ -527,22 +473,22 @@ def test_transient_exchange_held_messages_are_not_stored(node, uid):
 
 
 def test_deleted_durable_exchange_drops_its_rows(node, uid):
-    c, ch = node.connect()
+    c, ch = node.open()
     x, q = setup(ch, uid, durable=True, qdurable=True)
     ch.basic_publish(x, "k", b"m", properties=props(200))
     ch.exchange_delete(x)
     time.sleep(0.4)
     node.stop()
-    assert node.rows() == []
+    assert delayed_rows(node) == []
 
 
 def test_rows_of_an_exchange_deleted_before_restart_are_dropped_at_start(node, uid):
-    c, ch = node.connect()
+    c, ch = node.open()
     x, q = setup(ch, uid, durable=True, qdurable=True)
     ch.basic_publish(x, "k", b"m", properties=props(5000))
     ch.exchange_delete(x)
     node.stop()
-    assert len(node.rows()) == 1  # still waiting for its due time
+    assert len(delayed_rows(node)) == 1  # still waiting for its due time
     node.start()
     node.stop()
-    assert node.rows() == []
+    assert delayed_rows(node) == []

@@ -11,16 +11,16 @@ import time
 
 import pytest
 
-from amqp_typed import RawClient
-from dlx_common import (
+from helpers.typed import RawClient
+from helpers.dlx import (
     FIRST_DEATH_KEYS,
     assert_entry,
     assert_first_death,
-    wait_until,
+    dl_get,
     xdeath_entries,
 )
-from ttl_dlx_fixtures import env  # noqa: F401 - pytest fixture
-from ttl_dlx_fixtures import dl_get
+from helpers.dlx import env  # noqa: F401 - pytest fixture
+from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -29,18 +29,9 @@ import pika
 import pika.exceptions
 import pytest
 
-from durability_helpers import node  # noqa: F401 - pytest fixture
-from durability_helpers import (
-    PERSISTENT,
-    bodies,
-    closed_with,
-    count,
-    exists_exchange,
-    exists_queue,
-    get_all,
-    numbers,
-    publish,
-)
+from helpers.durability import node  # noqa: F401 - pytest fixture
+from helpers.durability import PERSISTENT, closed_with, numbers, publish
+from helpers.pika_client import drain, drain_flagged, ready_count
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,7 +55,7 @@ def test_database_file_is_sqlite_wal_with_schema_version(node):
     finally:
         con.close()
     node.start()
-    assert count(node.channel(), "db-q") == 1
+    assert ready_count(node.channel(), "db-q") == 1
 
 
 def test_restart_with_empty_data_dir_twice(node):
@@ -72,7 +63,7 @@ def test_restart_with_empty_data_dir_twice(node):
     node.restart()
     node.restart()
     for x in ("amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"):
-        assert exists_exchange(node, x)
+        assert node.has_exchange(x)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,8 +98,8 @@ def test_durable_exchange_keeps_type_and_arguments(node):
     ch = node.channel()
     publish(ch, "a.b", [b"routed"], exchange="x-topic")
     publish(ch, "zzz", [b"unroutable"], exchange="x-topic")
-    assert bodies(ch, "x-topic-q") == [b"routed"]
-    assert bodies(ch, "ae-q") == [b"unroutable"]
+    assert drain(ch, "x-topic-q") == [b"routed"]
+    assert drain(ch, "ae-q") == [b"unroutable"]
 
 
 @pytest.mark.parametrize("kind", ["direct", "fanout", "topic", "headers"])
@@ -134,8 +125,8 @@ def test_transient_exchange_is_gone(node):
     ch.exchange_declare("x-transient", "direct", durable=False)
     ch.exchange_declare("x-durable", "direct", durable=True)
     node.restart()
-    assert not exists_exchange(node, "x-transient")
-    assert exists_exchange(node, "x-durable")
+    assert not node.has_exchange("x-transient")
+    assert node.has_exchange("x-durable")
 
 
 def test_exchange_delete_persists_and_takes_its_bindings(node):
@@ -147,14 +138,14 @@ def test_exchange_delete_persists_and_takes_its_bindings(node):
     ch = node.channel()
     ch.exchange_delete("x-del")
     node.restart()
-    assert not exists_exchange(node, "x-del")
+    assert not node.has_exchange("x-del")
     # a new exchange of the same name starts without the old binding
     ch = node.channel()
     ch.exchange_declare("x-del", "direct", durable=True)
     node.restart()
     ch = node.channel()
     publish(ch, "k", [b"x"], exchange="x-del")
-    assert count(ch, "x-del-q") == 0
+    assert ready_count(ch, "x-del-q") == 0
 
 
 def test_auto_delete_exchange_deleted_when_unbound_stays_deleted(node):
@@ -164,7 +155,7 @@ def test_auto_delete_exchange_deleted_when_unbound_stays_deleted(node):
     ch.queue_bind("x-ad-q", "x-ad")
     ch.queue_unbind("x-ad-q", "x-ad")  # last binding gone: the exchange goes
     node.restart()
-    assert not exists_exchange(node, "x-ad")
+    assert not node.has_exchange("x-ad")
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +193,7 @@ def test_durable_queue_keeps_arguments_and_typed_equivalence(node):
     # the arguments still act: max-length 5 drops from the head
     ch = node.channel()
     publish(ch, "q-args", numbers(7))
-    assert bodies(ch, "q-args") == numbers(5, start=3)
+    assert drain(ch, "q-args") == numbers(5, start=3)
 
 
 def test_typed_equivalence_across_clients_after_restart(node):
@@ -236,7 +227,7 @@ def test_transient_queue_is_gone(node):
     ch.queue_declare("q-transient", durable=False)
     publish(ch, "q-transient", [b"persistent into transient"], props=PERSISTENT)
     node.restart()
-    assert not exists_queue(node, "q-transient")
+    assert not node.has_queue("q-transient")
 
 
 def test_exclusive_and_auto_delete_queues_are_gone(node):
@@ -252,10 +243,10 @@ def test_exclusive_and_auto_delete_queues_are_gone(node):
     ch.queue_declare("q-plain", durable=True)
     # stop with the owner still connected
     node.restart(close_clients=False)
-    assert not exists_queue(node, "q-excl-durable")
-    assert not exists_queue(node, "q-ad-durable")
-    assert not exists_queue(node, "q-ad-unused-after-consume")
-    assert exists_queue(node, "q-plain")
+    assert not node.has_queue("q-excl-durable")
+    assert not node.has_queue("q-ad-durable")
+    assert not node.has_queue("q-ad-unused-after-consume")
+    assert node.has_queue("q-plain")
 
 
 def test_exclusive_queue_of_a_closed_connection_is_gone(node):
@@ -263,7 +254,7 @@ def test_exclusive_queue_of_a_closed_connection_is_gone(node):
     owner.channel().queue_declare("q-excl-closed", durable=True, exclusive=True)
     owner.close()
     node.restart()
-    assert not exists_queue(node, "q-excl-closed")
+    assert not node.has_queue("q-excl-closed")
     # and the name is free for anyone
     node.channel().queue_declare("q-excl-closed", durable=True)
 
@@ -275,12 +266,12 @@ def test_queue_delete_persists(node):
     node.restart()
     node.channel().queue_delete("q-del")
     node.restart()
-    assert not exists_queue(node, "q-del")
+    assert not node.has_queue("q-del")
     # a new queue of the same name starts empty
     ch = node.channel()
     ch.queue_declare("q-del", durable=True)
     node.restart()
-    assert count(node.channel(), "q-del") == 0
+    assert ready_count(node.channel(), "q-del") == 0
 
 
 def test_queue_purge_persists(node):
@@ -292,7 +283,7 @@ def test_queue_purge_persists(node):
     assert ch.queue_purge("q-purge").method.message_count == 10
     publish(ch, "q-purge", [b"after purge"])
     node.restart()
-    assert get_all(node.channel(), "q-purge") == [(b"after purge", False)]
+    assert drain_flagged(node.channel(), "q-purge") == [(b"after purge", False)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,15 +320,15 @@ def test_bindings_route_after_restart(node):
             props=pika.BasicProperties(delivery_mode=2, headers={"color": "red"}))
     publish(ch, "k4", [b"e2e"], exchange="b-fanout")
     publish(ch, "builtin", [b"amq"], exchange="amq.direct")
-    assert bodies(ch, "b-q1") == [b"d1", b"d2"]
-    assert bodies(ch, "b-q2") == [b"t1"]
-    assert bodies(ch, "b-q3") == [b"h1"]
-    assert bodies(ch, "b-q4") == [b"e2e", b"amq"]
+    assert drain(ch, "b-q1") == [b"d1", b"d2"]
+    assert drain(ch, "b-q2") == [b"t1"]
+    assert drain(ch, "b-q3") == [b"h1"]
+    assert drain(ch, "b-q4") == [b"e2e", b"amq"]
     # the recovered bindings can be removed with the same arguments
     ch.queue_unbind("b-q3", "b-headers", arguments={"x-match": "all", "color": "red", "size": 3})
     publish(ch, "", [b"h2"], exchange="b-headers",
             props=pika.BasicProperties(delivery_mode=2, headers={"color": "red", "size": 3}))
-    assert bodies(ch, "b-q3") == []
+    assert drain(ch, "b-q3") == []
 
 
 def test_unbind_persists(node):
@@ -361,7 +352,7 @@ def test_unbind_persists(node):
         publish(ch, "keep", [b"x"], exchange="u-x2", mandatory=True)
     ch = node.channel()
     publish(ch, "keep", [b"kept"], exchange="u-x", mandatory=True)
-    assert bodies(ch, "u-q") == [b"kept"]
+    assert drain(ch, "u-q") == [b"kept"]
 
 
 def test_binding_to_transient_queue_is_not_recovered(node):

@@ -15,18 +15,9 @@ import pika
 import pika.exceptions
 import pytest
 
-from durability_helpers import node  # noqa: F401 - pytest fixture
-from durability_helpers import (
-    PERSISTENT,
-    TRANSIENT,
-    bodies,
-    count,
-    data_files,
-    exists_queue,
-    get_all,
-    numbers,
-    publish,
-)
+from helpers.durability import node  # noqa: F401 - pytest fixture
+from helpers.durability import PERSISTENT, TRANSIENT, data_files, numbers, publish
+from helpers.pika_client import drain, drain_flagged, ready_count
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,7 +45,7 @@ def test_persistent_messages_survive_in_order_with_properties(node):
     node.restart()
 
     ch = node.channel()
-    assert count(ch, "m-q") == 103
+    assert ready_count(ch, "m-q") == 103
     m, p, b = ch.basic_get("m-q", auto_ack=True)
     assert b == b'{"first": true}' and not m.redelivered
     assert (m.exchange, m.routing_key) == ("m-x", "m.props")
@@ -63,7 +54,7 @@ def test_persistent_messages_survive_in_order_with_properties(node):
         assert getattr(p, attr) == getattr(props, attr), attr
     assert p.headers == {"h-str": "v", "h-int": 42, "h-bool": True, "h-list": [1, "two"],
                          "h-nested": {"a": 1}}
-    got = get_all(ch, "m-q")
+    got = drain_flagged(ch, "m-q")
     assert [b for b, _ in got[:100]] == numbers(100)
     assert got[100][0] == big and got[101][0] == b""
     assert not any(r for _, r in got)
@@ -76,7 +67,7 @@ def test_transient_messages_in_durable_queue_are_gone(node):
         publish(ch, "mix-q", [str(i).encode()], props=PERSISTENT if i % 2 else TRANSIENT)
     ch.basic_publish("", "mix-q", b"no-properties")  # no delivery_mode: transient
     node.restart()
-    assert bodies(node.channel(), "mix-q") == [str(i).encode() for i in range(1, 21, 2)]
+    assert drain(node.channel(), "mix-q") == [str(i).encode() for i in range(1, 21, 2)]
 
 
 def test_transient_messages_never_touch_the_disk(node):
@@ -92,14 +83,14 @@ def test_transient_messages_never_touch_the_disk(node):
         ch.basic_publish("", "disk-durable", body, properties=TRANSIENT)
         ch.basic_publish("", "disk-transient", body, properties=PERSISTENT)
     publish(ch, "", [b"durable-copy"], exchange="disk-fan")  # persistent, both queues
-    assert count(ch, "disk-durable") == 301
+    assert ready_count(ch, "disk-durable") == 301
     node.stop()
     for path in data_files(node):
         assert marker not in path.read_bytes(), f"transient message body found in {path}"
     node.start()
     ch = node.channel()
-    assert bodies(ch, "disk-durable") == [b"durable-copy"]
-    assert not exists_queue(node, "disk-transient")
+    assert drain(ch, "disk-durable") == [b"durable-copy"]
+    assert not node.has_queue("disk-transient")
 
 
 def test_message_routed_to_three_durable_queues_comes_back_in_all(node):
@@ -112,20 +103,20 @@ def test_message_routed_to_three_durable_queues_comes_back_in_all(node):
     node.restart()
     ch = node.channel()
     for q in ("fan3-a", "fan3-b", "fan3-c"):
-        assert count(ch, q) == 2, q
+        assert ready_count(ch, q) == 2, q
     # acking one copy leaves the others
-    assert bodies(ch, "fan3-a") == [b"one", b"two"]
+    assert drain(ch, "fan3-a") == [b"one", b"two"]
     node.restart()
     ch = node.channel()
-    assert count(ch, "fan3-a") == 0
-    assert bodies(ch, "fan3-b") == [b"one", b"two"]
+    assert ready_count(ch, "fan3-a") == 0
+    assert drain(ch, "fan3-b") == [b"one", b"two"]
     node.restart()
     ch = node.channel()
-    assert count(ch, "fan3-b") == 0
-    assert get_all(ch, "fan3-c") == [(b"one", False), (b"two", False)]
+    assert ready_count(ch, "fan3-b") == 0
+    assert drain_flagged(ch, "fan3-c") == [(b"one", False), (b"two", False)]
     node.restart()
     ch = node.channel()
-    assert [count(ch, q) for q in ("fan3-a", "fan3-b", "fan3-c")] == [0, 0, 0]
+    assert [ready_count(ch, q) for q in ("fan3-a", "fan3-b", "fan3-c")] == [0, 0, 0]
 
 
 def test_message_to_durable_and_transient_queue_only_durable_copy_returns(node):
@@ -136,22 +127,22 @@ def test_message_to_durable_and_transient_queue_only_durable_copy_returns(node):
     ch.queue_bind("dt-durable", "dt-fan")
     ch.queue_bind("dt-transient", "dt-fan")
     publish(ch, "", [b"both"], exchange="dt-fan")
-    bodies(ch, "dt-durable")  # consumed (and acked) from the durable queue only
+    drain(ch, "dt-durable")  # consumed (and acked) from the durable queue only
     node.restart()
     # the transient queue is gone and the consumed durable copy stays consumed
-    assert not exists_queue(node, "dt-transient")
+    assert not node.has_queue("dt-transient")
     ch = node.channel()
-    assert count(ch, "dt-durable") == 0
+    assert ready_count(ch, "dt-durable") == 0
     # the other way round: consume the transient copy, the durable one comes back
     ch.queue_declare("dt-transient", durable=False)
     ch.queue_bind("dt-transient", "dt-fan")
     publish(ch, "", [b"both2"], exchange="dt-fan")
-    assert bodies(ch, "dt-transient") == [b"both2"]
+    assert drain(ch, "dt-transient") == [b"both2"]
     node.restart()
     ch = node.channel()
-    assert get_all(ch, "dt-durable") == [(b"both2", False)]
+    assert drain_flagged(ch, "dt-durable") == [(b"both2", False)]
     ch.queue_declare("dt-transient", durable=False)
-    assert count(ch, "dt-transient") == 0
+    assert ready_count(ch, "dt-transient") == 0
 
 
 def test_messages_published_after_a_restart_are_not_marked_redelivered(node):
@@ -160,11 +151,11 @@ def test_messages_published_after_a_restart_are_not_marked_redelivered(node):
     ch = node.channel()
     ch.queue_declare("wm-q", durable=True)
     publish(ch, "wm-q", numbers(3))
-    assert bodies(ch, "wm-q") == numbers(3)  # delivered and acked: the queue is empty
+    assert drain(ch, "wm-q") == numbers(3)  # delivered and acked: the queue is empty
     node.restart()
     publish(node.channel(), "wm-q", numbers(3, start=4))
     node.restart()
-    assert get_all(node.channel(), "wm-q") == [(b"4", False), (b"5", False), (b"6", False)]
+    assert drain_flagged(node.channel(), "wm-q") == [(b"4", False), (b"5", False), (b"6", False)]
 
 
 def test_persistent_message_into_transient_queue_does_not_persist(node):
@@ -173,11 +164,11 @@ def test_persistent_message_into_transient_queue_does_not_persist(node):
     publish(ch, "nd-q", numbers(5), props=PERSISTENT)
     node.restart()
     ch = node.channel()
-    assert not exists_queue(node, "nd-q")
+    assert not node.has_queue("nd-q")
     ch.queue_declare("nd-q", durable=False)
-    assert count(ch, "nd-q") == 0
+    assert ready_count(ch, "nd-q") == 0
     ch.queue_declare("nd-q2", durable=True)  # a durable queue of another name: also empty
-    assert count(ch, "nd-q2") == 0
+    assert ready_count(ch, "nd-q2") == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,7 +185,7 @@ def test_unacked_deliveries_come_back_redelivered_in_order_broker_stopped_under_
         assert b == expected and not m.redelivered
     # the broker stops while the consumer still holds them
     node.restart(close_clients=False)
-    got = get_all(node.channel(), "rd-q")
+    got = drain_flagged(node.channel(), "rd-q")
     assert [b for b, _ in got] == numbers(10)
     assert [r for _, r in got] == [True] * 3 + [False] * 7
 
@@ -214,7 +205,7 @@ def test_unacked_deliveries_requeued_on_close_stay_redelivered(node):
     assert got == numbers(3)
     c.close()  # requeued (redelivered=true) before the stop
     node.restart()
-    got = get_all(node.channel(), "rq-q")
+    got = drain_flagged(node.channel(), "rq-q")
     assert [b for b, _ in got] == numbers(10)
     assert [r for _, r in got] == [True] * 3 + [False] * 7
 
@@ -235,7 +226,7 @@ def test_delivered_in_the_middle_comes_back_redelivered(node):
     c.basic_reject(m2b.delivery_tag, requeue=True)
     c.queue_declare("mid-q", passive=True)  # round trip: the acks were processed
     node.restart()
-    got = get_all(node.channel(), "mid-q")
+    got = drain_flagged(node.channel(), "mid-q")
     assert got == [(b"2", True), (b"3", False), (b"4", False), (b"5", False), (b"6", False)]
 
 
@@ -257,7 +248,7 @@ def test_acked_messages_do_not_come_back(node):
     c.queue_declare("ack-q", passive=True)  # round trip: the acks were processed
     node.restart()
     # 1..5 acked; 6..10 were delivered (prefetch 10) and not acked -> redelivered
-    got = get_all(node.channel(), "ack-q")
+    got = drain_flagged(node.channel(), "ack-q")
     assert [b for b, _ in got] == numbers(5, start=6)
 
 
@@ -270,7 +261,7 @@ def test_ack_multiple_persists(node):
     c.basic_ack(tags[5], multiple=True)  # 1..6
     c.queue_declare("ackm-q", passive=True)
     node.restart()
-    got = get_all(node.channel(), "ackm-q")
+    got = drain_flagged(node.channel(), "ackm-q")
     assert got == [(b"7", True), (b"8", False), (b"9", False), (b"10", False)]
 
 
@@ -285,7 +276,7 @@ def test_basic_get_acked_messages_do_not_come_back(node):
     c.basic_ack(m.delivery_tag)  # manual ack
     c.queue_declare("get-q", passive=True)
     node.restart()
-    assert bodies(node.channel(), "get-q") == numbers(4, start=3)
+    assert drain(node.channel(), "get-q") == numbers(4, start=3)
 
 
 def test_nack_and_reject_without_requeue_do_not_come_back(node):
@@ -301,7 +292,7 @@ def test_nack_and_reject_without_requeue_do_not_come_back(node):
     c.basic_nack(m3.delivery_tag, multiple=True, requeue=False)  # nothing left before it but 3
     c.queue_declare("nack-q", passive=True)
     node.restart()
-    assert bodies(node.channel(), "nack-q") == numbers(3, start=4)
+    assert drain(node.channel(), "nack-q") == numbers(3, start=4)
 
 
 def test_dead_lettered_persistent_message_moves_durably(node):
@@ -317,7 +308,7 @@ def test_dead_lettered_persistent_message_moves_durably(node):
     assert c.queue_declare("dlx-q", passive=True).method.message_count == 1
     node.restart()
     ch = node.channel()
-    assert bodies(ch, "dl-src") == [b"2", b"3"]
+    assert drain(ch, "dl-src") == [b"2", b"3"]
     m, p, b = ch.basic_get("dlx-q", auto_ack=True)
     assert b == b"1"
     assert p.headers["x-death"][0]["queue"] == "dl-src"
@@ -328,7 +319,7 @@ def test_max_length_drops_are_durable(node):
     ch.queue_declare("ml-q", durable=True, arguments={"x-max-length": 3})
     publish(ch, "ml-q", numbers(5))
     node.restart()
-    assert bodies(node.channel(), "ml-q") == numbers(3, start=3)
+    assert drain(node.channel(), "ml-q") == numbers(3, start=3)
 
 
 def test_tx_publish_rollback_does_not_persist(node):
@@ -341,7 +332,7 @@ def test_tx_publish_rollback_does_not_persist(node):
     ch.tx_commit()
     publish(ch, "txp-q", [b"never-committed"])  # pending at the stop
     node.restart()
-    assert get_all(node.channel(), "txp-q") == [(b"committed", False)]
+    assert drain_flagged(node.channel(), "txp-q") == [(b"committed", False)]
 
 
 def test_tx_acks_commit_persists_and_rollback_does_not(node):
@@ -359,7 +350,7 @@ def test_tx_acks_commit_persists_and_rollback_does_not(node):
     m3 = c.basic_get("txa-q")[0]
     c.basic_ack(m3.delivery_tag)  # 3: ack pending in an uncommitted transaction at the stop
     node.restart()
-    got = get_all(node.channel(), "txa-q")
+    got = drain_flagged(node.channel(), "txa-q")
     assert got == [(b"2", True), (b"3", True), (b"4", False)]
 
 
@@ -371,4 +362,4 @@ def test_many_restarts_keep_everything(node):
         node.restart()
     ch = node.channel()
     ch.queue_declare("many-q", durable=True, arguments={"x-max-length": 1000})
-    assert bodies(ch, "many-q") == numbers(50)
+    assert drain(ch, "many-q") == numbers(50)

@@ -2,7 +2,7 @@
 vs connection.close) for every protocol error a client can trigger — plus the cases that must
 *not* be errors. Recorded against a real RabbitMQ 3.10 (AMQP_REFERENCE_URL set).
 
-The tables drive a raw frame-level client (amqp_raw.py) so class_id/method_id are visible;
+The tables drive a raw frame-level client (helpers/raw.py) so class_id/method_id are visible;
 a smaller table repeats key cases through pika / aio-pika to check what real clients see.
 
 In text templates `{u}` is the test's unique suffix. Every name is unique per test because the
@@ -18,24 +18,24 @@ from __future__ import annotations
 import pytest
 from pamqp import commands as C
 
-from errors_ctx import ctx  # noqa: F401 - pytest fixture
-from errors_ctx import (
+from helpers.errors import ctx  # noqa: F401 - pytest fixture
+from helpers.errors import (
     CH,
     CONN,
     Case,
     LOCKED,
-    _ack_on_other_channel,
-    _ack_twice,
-    _bad_queue_arg,
-    _consume_then,
-    _delete_in_use,
-    _delete_not_empty,
-    _exchange_delete_in_use,
-    _exchange_delete_in_use_by_queue,
-    _from_other_connection,
-    _publish,
-    _redeclare_exchange,
-    _redeclare_queue,
+    ack_on_other_channel,
+    ack_twice,
+    bad_queue_arg,
+    consume_then,
+    delete_in_use,
+    delete_not_empty,
+    exchange_delete_in_use,
+    exchange_delete_in_use_by_queue,
+    from_other_connection,
+    scenario_publish,
+    redeclare_exchange,
+    redeclare_queue,
 )
 
 pytestmark = [
@@ -85,10 +85,10 @@ CASES: list[Case] = [
          lambda c: c.send(C.Queue.Purge(queue=f"q-{c.u}")),
          CH, 404, "NOT_FOUND - no queue 'q-{u}' in vhost '/'", 50, 30),
     Case("basic.publish missing exchange",
-         lambda c: _publish(c, exchange=f"x-{c.u}", routing_key="k"),
+         lambda c: scenario_publish(c, exchange=f"x-{c.u}", routing_key="k"),
          CH, 404, "NOT_FOUND - no exchange 'x-{u}' in vhost '/'", 60, 40),
     Case("basic.publish mandatory missing exchange",
-         lambda c: _publish(c, exchange=f"x-{c.u}", routing_key="k", mandatory=True),
+         lambda c: scenario_publish(c, exchange=f"x-{c.u}", routing_key="k", mandatory=True),
          CH, 404, "NOT_FOUND - no exchange 'x-{u}' in vhost '/'", 60, 40),
     Case("exchange.bind missing destination",
          lambda c: c.send(C.Exchange.Bind(destination=f"x-{c.u}", source="amq.direct",
@@ -115,102 +115,102 @@ CASES: list[Case] = [
          CH, 404, "NOT_FOUND - no previously declared queue", 50, 40),
     # ---- 405 RESOURCE_LOCKED: exclusive queue of another connection
     Case("405 exclusive redeclare from other connection",
-         _from_other_connection(lambda c: C.Queue.Declare(queue=f"q-{c.u}", exclusive=True)),
+         from_other_connection(lambda c: C.Queue.Declare(queue=f"q-{c.u}", exclusive=True)),
          CH, 405, LOCKED, 50, 10),
     Case("405 plain redeclare from other connection",
-         _from_other_connection(lambda c: C.Queue.Declare(queue=f"q-{c.u}")),
+         from_other_connection(lambda c: C.Queue.Declare(queue=f"q-{c.u}")),
          CH, 405, LOCKED, 50, 10),
     Case("405 passive declare from other connection",
-         _from_other_connection(lambda c: C.Queue.Declare(queue=f"q-{c.u}", passive=True)),
+         from_other_connection(lambda c: C.Queue.Declare(queue=f"q-{c.u}", passive=True)),
          CH, 405, LOCKED, 50, 10),
     Case("405 consume from other connection",
-         _from_other_connection(lambda c: C.Basic.Consume(queue=f"q-{c.u}")),
+         from_other_connection(lambda c: C.Basic.Consume(queue=f"q-{c.u}")),
          CH, 405, LOCKED, 60, 20),
     Case("405 get from other connection",
-         _from_other_connection(lambda c: C.Basic.Get(queue=f"q-{c.u}")),
+         from_other_connection(lambda c: C.Basic.Get(queue=f"q-{c.u}")),
          CH, 405, LOCKED, 60, 70),
     Case("405 bind from other connection",
-         _from_other_connection(lambda c: C.Queue.Bind(queue=f"q-{c.u}", exchange="amq.direct")),
+         from_other_connection(lambda c: C.Queue.Bind(queue=f"q-{c.u}", exchange="amq.direct")),
          CH, 405, LOCKED, 50, 20),
     Case("405 purge from other connection",
-         _from_other_connection(lambda c: C.Queue.Purge(queue=f"q-{c.u}")),
+         from_other_connection(lambda c: C.Queue.Purge(queue=f"q-{c.u}")),
          CH, 405, LOCKED, 50, 30),
     Case("405 delete from other connection",
-         _from_other_connection(lambda c: C.Queue.Delete(queue=f"q-{c.u}")),
+         from_other_connection(lambda c: C.Queue.Delete(queue=f"q-{c.u}")),
          CH, 405, LOCKED, 50, 40),
     Case("405 exclusive flag mismatch exclusive->plain (same connection)",
-         _redeclare_queue({"exclusive": True}, {"exclusive": False}),
+         redeclare_queue({"exclusive": True}, {"exclusive": False}),
          CH, 405, LOCKED, 50, 10),
     Case("405 exclusive flag mismatch plain->exclusive (same connection)",
-         _redeclare_queue({"auto_delete": True}, {"auto_delete": True, "exclusive": True}),
+         redeclare_queue({"auto_delete": True}, {"auto_delete": True, "exclusive": True}),
          CH, 405, LOCKED, 50, 10),
     # ---- 406 inequivalent queue redeclare
-    Case("queue durable false->true", _redeclare_queue({}, {"durable": True}),
+    Case("queue durable false->true", redeclare_queue({}, {"durable": True}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q-{u}' in vhost "
          "'/': received 'true' but current is 'false'", 50, 10),
-    Case("queue durable true->false", _redeclare_queue({"durable": True}, {}),
+    Case("queue durable true->false", redeclare_queue({"durable": True}, {}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q-{u}' in vhost "
          "'/': received 'false' but current is 'true'", 50, 10),
     Case("queue auto_delete true->false",
-         _redeclare_queue({"auto_delete": True}, {"auto_delete": False}),
+         redeclare_queue({"auto_delete": True}, {"auto_delete": False}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for queue 'q-{u}' in vhost "
          "'/': received 'false' but current is 'true'", 50, 10),
-    Case("queue auto_delete false->true", _redeclare_queue({}, {"auto_delete": True}),
+    Case("queue auto_delete false->true", redeclare_queue({}, {"auto_delete": True}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for queue 'q-{u}' in vhost "
          "'/': received 'true' but current is 'false'", 50, 10),
     # pamqp encodes 1000 as a 16-bit 's' field: the broker must keep and report the wire type
     Case("queue x-message-ttl missing on redeclare",
-         _redeclare_queue({"arguments": {"x-message-ttl": 1000}}, {}),
+         redeclare_queue({"arguments": {"x-message-ttl": 1000}}, {}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q-{u}' in "
          "vhost '/': received none but current is the value '1000' of type 'short'", 50, 10),
     Case("queue x-message-ttl added on redeclare",
-         _redeclare_queue({}, {"arguments": {"x-message-ttl": 1000}}),
+         redeclare_queue({}, {"arguments": {"x-message-ttl": 1000}}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q-{u}' in "
          "vhost '/': received the value '1000' of type 'short' but current is none", 50, 10),
     Case("queue x-message-ttl different value",
-         _redeclare_queue({"arguments": {"x-message-ttl": 1000}},
+         redeclare_queue({"arguments": {"x-message-ttl": 1000}},
                           {"arguments": {"x-message-ttl": 2000}}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q-{u}' in "
          "vhost '/': received '2000' but current is '1000'", 50, 10),
     Case("queue x-max-priority missing (byte type)",
-         _redeclare_queue({"arguments": {"x-max-priority": 5}}, {}),
+         redeclare_queue({"arguments": {"x-max-priority": 5}}, {}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'x-max-priority' for queue 'q-{u}' in "
          "vhost '/': received none but current is the value '5' of type 'byte'", 50, 10),
     Case("queue x-dead-letter-exchange different",
-         _redeclare_queue({"arguments": {"x-dead-letter-exchange": "a"}},
+         redeclare_queue({"arguments": {"x-dead-letter-exchange": "a"}},
                           {"arguments": {"x-dead-letter-exchange": "b"}}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue "
          "'q-{u}' in vhost '/': received 'b' but current is 'a'", 50, 10),
     Case("queue x-dead-letter-exchange missing",
-         _redeclare_queue({"arguments": {"x-dead-letter-exchange": "a"}}, {}),
+         redeclare_queue({"arguments": {"x-dead-letter-exchange": "a"}}, {}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue "
          "'q-{u}' in vhost '/': received none but current is the value 'a' of type 'longstr'",
          50, 10),
     Case("queue x-max-length int vs string",
-         _redeclare_queue({"arguments": {"x-max-length": 10}},
+         redeclare_queue({"arguments": {"x-max-length": 10}},
                           {"arguments": {"x-max-length": "10"}}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'q-{u}' in "
          "vhost '/': received '10' but current is '10'", 50, 10),
     # ---- 406 inequivalent exchange redeclare
-    Case("exchange type", _redeclare_exchange({}, {"exchange_type": "topic"}),
+    Case("exchange type", redeclare_exchange({}, {"exchange_type": "topic"}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'x-{u}' in vhost "
          "'/': received 'topic' but current is 'direct'", 40, 10),
-    Case("exchange durable", _redeclare_exchange({}, {"durable": True}),
+    Case("exchange durable", redeclare_exchange({}, {"durable": True}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'x-{u}' in vhost "
          "'/': received 'true' but current is 'false'", 40, 10),
-    Case("exchange auto_delete", _redeclare_exchange({}, {"auto_delete": True}),
+    Case("exchange auto_delete", redeclare_exchange({}, {"auto_delete": True}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for exchange 'x-{u}' in "
          "vhost '/': received 'true' but current is 'false'", 40, 10),
-    Case("exchange internal", _redeclare_exchange({}, {"internal": True}),
+    Case("exchange internal", redeclare_exchange({}, {"internal": True}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'internal' for exchange 'x-{u}' in "
          "vhost '/': received 'true' but current is 'false'", 40, 10),
     Case("exchange alternate-exchange different",
-         _redeclare_exchange({"arguments": {"alternate-exchange": "a"}},
+         redeclare_exchange({"arguments": {"alternate-exchange": "a"}},
                              {"arguments": {"alternate-exchange": "b"}}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'alternate-exchange' for exchange "
          "'x-{u}' in vhost '/': received 'b' but current is 'a'", 40, 10),
     Case("exchange alternate-exchange missing",
-         _redeclare_exchange({"arguments": {"alternate-exchange": "a"}}, {}),
+         redeclare_exchange({"arguments": {"alternate-exchange": "a"}}, {}),
          CH, 406, "PRECONDITION_FAILED - inequivalent arg 'alternate-exchange' for exchange "
          "'x-{u}' in vhost '/': received none but current is the value 'a' of type 'longstr'",
          40, 10),
@@ -230,18 +230,18 @@ CASES: list[Case] = [
          CH, 406, "PRECONDITION_FAILED - unknown delivery tag 7", 60, 120),
     Case("reject unknown tag", lambda c: c.send(C.Basic.Reject(delivery_tag=8)),
          CH, 406, "PRECONDITION_FAILED - unknown delivery tag 8", 60, 90),
-    Case("ack twice", _ack_twice,
+    Case("ack twice", ack_twice,
          CH, 406, "PRECONDITION_FAILED - unknown delivery tag 1", 60, 80),
-    Case("ack another channel's tag", _ack_on_other_channel,
+    Case("ack another channel's tag", ack_on_other_channel,
          CH, 406, "PRECONDITION_FAILED - unknown delivery tag 1", 60, 80),
     # ---- 406 in use / not empty
-    Case("queue.delete if_unused with consumer", _delete_in_use,
+    Case("queue.delete if_unused with consumer", delete_in_use,
          CH, 406, "PRECONDITION_FAILED - queue 'q-{u}' in vhost '/' in use", 50, 40),
-    Case("queue.delete if_empty with message", _delete_not_empty,
+    Case("queue.delete if_empty with message", delete_not_empty,
          CH, 406, "PRECONDITION_FAILED - queue 'q-{u}' in vhost '/' not empty", 50, 40),
-    Case("exchange.delete if_unused with e2e binding", _exchange_delete_in_use,
+    Case("exchange.delete if_unused with e2e binding", exchange_delete_in_use,
          CH, 406, "PRECONDITION_FAILED - exchange 'x-{u}' in vhost '/' in use", 40, 20),
-    Case("exchange.delete if_unused with queue binding", _exchange_delete_in_use_by_queue,
+    Case("exchange.delete if_unused with queue binding", exchange_delete_in_use_by_queue,
          CH, 406, "PRECONDITION_FAILED - exchange 'x-{u}' in vhost '/' in use", 40, 20),
     # ---- 406 tx / confirm
     Case("tx.commit without tx.select", lambda c: c.send(C.Tx.Commit()),
@@ -255,39 +255,39 @@ CASES: list[Case] = [
          lambda c: (c.ok(C.Confirm.Select()), c.send(C.Tx.Select()))[-1],
          CH, 406, "PRECONDITION_FAILED - cannot switch from confirm to tx mode", 90, 10),
     # ---- 406 argument validation
-    Case("x-message-ttl negative", _bad_queue_arg({"x-message-ttl": -1}),
+    Case("x-message-ttl negative", bad_queue_arg({"x-message-ttl": -1}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q-{u}' in vhost "
          "'/': {value_negative,-1}", 50, 10),
-    Case("x-message-ttl string", _bad_queue_arg({"x-message-ttl": "abc"}),
+    Case("x-message-ttl string", bad_queue_arg({"x-message-ttl": "abc"}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q-{u}' in vhost "
          "'/': \"expected integer, got longstr\"", 50, 10),
-    Case("x-expires zero", _bad_queue_arg({"x-expires": 0}),
+    Case("x-expires zero", bad_queue_arg({"x-expires": 0}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-expires' for queue 'q-{u}' in vhost "
          "'/': {value_zero,0}", 50, 10),
-    Case("x-overflow invalid", _bad_queue_arg({"x-overflow": "foo"}),
+    Case("x-overflow invalid", bad_queue_arg({"x-overflow": "foo"}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-overflow' for queue 'q-{u}' in vhost "
          "'/': invalid_overflow", 50, 10),
     Case("x-dead-letter-routing-key without dlx",
-         _bad_queue_arg({"x-dead-letter-routing-key": "k"}),
+         bad_queue_arg({"x-dead-letter-routing-key": "k"}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-dead-letter-routing-key' for queue "
          "'q-{u}' in vhost '/': routing_key_but_no_dlx_defined", 50, 10),
-    Case("x-max-length negative", _bad_queue_arg({"x-max-length": -1}),
+    Case("x-max-length negative", bad_queue_arg({"x-max-length": -1}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q-{u}' in vhost "
          "'/': {value_negative,-1}", 50, 10),
-    Case("x-max-priority too large", _bad_queue_arg({"x-max-priority": 256}),
+    Case("x-max-priority too large", bad_queue_arg({"x-max-priority": 256}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'q-{u}' in vhost "
          "'/': {max_value_exceeded,256}", 50, 10),
-    Case("x-queue-type unknown", _bad_queue_arg({"x-queue-type": "foo"}),
+    Case("x-queue-type unknown", bad_queue_arg({"x-queue-type": "foo"}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue 'q-{u}' in vhost "
          "'/': \"unsupported queue type 'foo'\"", 50, 10),
-    Case("x-single-active-consumer not a bool", _bad_queue_arg({"x-single-active-consumer": 1}),
+    Case("x-single-active-consumer not a bool", bad_queue_arg({"x-single-active-consumer": 1}),
          CH, 406, "PRECONDITION_FAILED - invalid arg 'x-single-active-consumer' for queue "
          "'q-{u}' in vhost '/': {unacceptable_type,byte}", 50, 10),
     Case("publish with non-integer expiration",
-         lambda c: _publish(c, routing_key="k", properties=C.Basic.Properties(expiration="abc")),
+         lambda c: scenario_publish(c, routing_key="k", properties=C.Basic.Properties(expiration="abc")),
          CH, 406, "PRECONDITION_FAILED - invalid expiration 'abc': no_integer", 60, 40),
     Case("publish with negative expiration",
-         lambda c: _publish(c, routing_key="k", properties=C.Basic.Properties(expiration="-5")),
+         lambda c: scenario_publish(c, routing_key="k", properties=C.Basic.Properties(expiration="-5")),
          CH, 406, "PRECONDITION_FAILED - invalid expiration '-5': {value_negative,-5}", 60, 40),
     Case("headers bind with invalid x-match",
          lambda c: (c.exchange(f"x-{c.u}", "headers"), c.queue(f"q-{c.u}", auto_delete=True),
@@ -304,7 +304,7 @@ CASES: list[Case] = [
                     c.send(C.Basic.Consume(queue="amq.rabbitmq.reply-to", no_ack=True)))[-1],
          CH, 406, "PRECONDITION_FAILED - reply consumer already set", 60, 20),
     Case("reply-to publish without reply consumer",
-         lambda c: _publish(c, routing_key="k",
+         lambda c: scenario_publish(c, routing_key="k",
                             properties=C.Basic.Properties(reply_to="amq.rabbitmq.reply-to")),
          CH, 406, "PRECONDITION_FAILED - fast reply consumer does not exist", 60, 40),
     # ---- 403 ACCESS_REFUSED
@@ -350,21 +350,21 @@ CASES: list[Case] = [
          CH, 403, "ACCESS_REFUSED - operation not permitted on the default exchange", 40, 30),
     Case("publish to internal exchange",
          lambda c: (c.exchange(f"x-{c.u}", "fanout", internal=True),
-                    _publish(c, exchange=f"x-{c.u}"))[-1],
+                    scenario_publish(c, exchange=f"x-{c.u}"))[-1],
          CH, 403, "ACCESS_REFUSED - cannot publish to internal exchange 'x-{u}' in vhost '/'",
          60, 40),
     Case("exclusive consume on queue with consumers",
-         lambda c: _consume_then(c, {"exclusive": True}),
+         lambda c: consume_then(c, {"exclusive": True}),
          CH, 403, "ACCESS_REFUSED - queue 'q-{u}' in vhost '/' in exclusive use", 60, 20),
     Case("consume on queue with exclusive consumer",
-         lambda c: _consume_then(c, {}, first={"exclusive": True}),
+         lambda c: consume_then(c, {}, first={"exclusive": True}),
          CH, 403, "ACCESS_REFUSED - queue 'q-{u}' in vhost '/' in exclusive use", 60, 20),
     # ---- hard errors: connection.close
     Case("consumer tag reuse",
-         lambda c: _consume_then(c, {"consumer_tag": f"ct-{c.u}"}),
+         lambda c: consume_then(c, {"consumer_tag": f"ct-{c.u}"}),
          CONN, 530, "NOT_ALLOWED - attempt to reuse consumer tag 'ct-{u}'", 60, 20),
     Case("publish immediate=true",
-         lambda c: _publish(c, routing_key="k", immediate=True),
+         lambda c: scenario_publish(c, routing_key="k", immediate=True),
          CONN, 540, "NOT_IMPLEMENTED - immediate=true", 60, 40),
     Case("basic.qos prefetch_size != 0",
          lambda c: c.send(C.Basic.Qos(prefetch_size=10)),

@@ -13,8 +13,10 @@ import pika.exceptions
 import pytest
 from pamqp import commands as C
 
-from errors_ctx import ctx  # noqa: F401 - pytest fixture
-from errors_ctx import LOCKED
+from helpers.errors import ctx  # noqa: F401 - pytest fixture
+from helpers.errors import LOCKED
+from helpers.pika_client import cleanup, conn  # noqa: F401 - pytest fixtures
+from helpers.pika_client import connect
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -23,45 +25,17 @@ pytestmark = [
 
 
 # --------------------------------------------------------------------------- real clients
-def _pika_conn(amqp_url) -> pika.BlockingConnection:
-    params = pika.URLParameters(amqp_url)
-    params.socket_timeout = 5
-    return pika.BlockingConnection(params)
-
-
-@pytest.fixture
-def pika_conn(amqp_url):
-    conn = _pika_conn(amqp_url)
-    yield conn
-    if conn.is_open:
-        conn.close()
-
-
-@pytest.fixture
-def pika_cleanup(amqp_url):
-    names: dict[str, list[str]] = {"queues": [], "exchanges": []}
-    yield names
-    if names["queues"] or names["exchanges"]:
-        conn = _pika_conn(amqp_url)
-        ch = conn.channel()
-        for q in names["queues"]:
-            ch.queue_delete(q)
-        for x in names["exchanges"]:
-            ch.exchange_delete(x)
-        conn.close()
-
-
-def test_pika_passive_declare_missing_queue(pika_conn, uid):
-    ch = pika_conn.channel()
+def test_pika_passive_declare_missing_queue(conn, uid):
+    ch = conn.channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare(f"q-{uid}", passive=True)
     assert info.value.reply_code == 404
     assert info.value.reply_text == f"NOT_FOUND - no queue 'q-{uid}' in vhost '/'"
-    assert pika_conn.is_open
+    assert conn.is_open
 
 
-def test_pika_publish_to_missing_exchange(pika_conn, uid):
-    ch = pika_conn.channel()
+def test_pika_publish_to_missing_exchange(conn, uid):
+    ch = conn.channel()
     ch.basic_publish(f"x-{uid}", "k", b"x")
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare("", exclusive=True)  # the close arrives while waiting for this
@@ -69,11 +43,11 @@ def test_pika_publish_to_missing_exchange(pika_conn, uid):
     assert info.value.reply_text == f"NOT_FOUND - no exchange 'x-{uid}' in vhost '/'"
 
 
-def test_pika_typed_argument_equivalence(pika_conn, pika_cleanup, uid):
+def test_pika_typed_argument_equivalence(conn, cleanup, uid):
     """Integer arguments are compared by type class: signedint 1000 == long 1000."""
     q = f"q-{uid}"
-    pika_cleanup["queues"].append(q)
-    ch = pika_conn.channel()
+    cleanup["queues"].append(q)
+    ch = conn.channel()
     ch.queue_declare(q, arguments={"x-message-ttl": pika.compat.long(1000)})  # 'l' long
     ch.queue_declare(q, arguments={"x-message-ttl": 1000})  # 'I' signedint: equivalent
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
@@ -83,14 +57,14 @@ def test_pika_typed_argument_equivalence(pika_conn, pika_cleanup, uid):
         f"PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{q}' in vhost '/': "
         "received '2000' but current is '1000'"
     )
-    ch = pika_conn.channel()
+    ch = conn.channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare(q)
     assert info.value.reply_text == (
         f"PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{q}' in vhost '/': "
         "received none but current is the value '1000' of type 'long'"
     )
-    ch = pika_conn.channel()
+    ch = conn.channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare(q, arguments={"x-message-ttl": 1000, "x-max-length": 7})
     assert info.value.reply_text == (
@@ -99,10 +73,10 @@ def test_pika_typed_argument_equivalence(pika_conn, pika_cleanup, uid):
     )
 
 
-def test_pika_bool_vs_int_argument(pika_conn, pika_cleanup, uid):
+def test_pika_bool_vs_int_argument(conn, cleanup, uid):
     q = f"q-{uid}"
-    pika_cleanup["queues"].append(q)
-    ch = pika_conn.channel()
+    cleanup["queues"].append(q)
+    ch = conn.channel()
     ch.queue_declare(q, arguments={"x-single-active-consumer": True})
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare(q, arguments={"x-single-active-consumer": 1})
@@ -112,8 +86,8 @@ def test_pika_bool_vs_int_argument(pika_conn, pika_cleanup, uid):
     )
 
 
-def test_pika_sac_signedint_rejected(pika_conn, uid):
-    ch = pika_conn.channel()
+def test_pika_sac_signedint_rejected(conn, uid):
+    ch = conn.channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare(f"q-{uid}", arguments={"x-single-active-consumer": 1})
     assert info.value.reply_text == (
@@ -144,8 +118,8 @@ def test_consumer_tag_reusable_after_cancel(ctx):
     assert ok.consumer_tag == f"ct-{ctx.u}"
 
 
-def test_pika_qos_prefetch_size_closes_connection(pika_conn):
-    ch = pika_conn.channel()
+def test_pika_qos_prefetch_size_closes_connection(conn):
+    ch = conn.channel()
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
         ch.basic_qos(prefetch_size=10)
     assert (info.value.reply_code, info.value.reply_text) == (
@@ -153,8 +127,8 @@ def test_pika_qos_prefetch_size_closes_connection(pika_conn):
     )
 
 
-def test_pika_unknown_exchange_type_closes_connection(pika_conn, uid):
-    ch = pika_conn.channel()
+def test_pika_unknown_exchange_type_closes_connection(conn, uid):
+    ch = conn.channel()
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
         ch.exchange_declare(f"x-{uid}", exchange_type=f"no-type-{uid}")
     assert (info.value.reply_code, info.value.reply_text) == (
@@ -162,8 +136,8 @@ def test_pika_unknown_exchange_type_closes_connection(pika_conn, uid):
     )
 
 
-def test_pika_reserved_queue_name(pika_conn, uid):
-    ch = pika_conn.channel()
+def test_pika_reserved_queue_name(conn, uid):
+    ch = conn.channel()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare(f"amq.q-{uid}")
     assert (info.value.reply_code, info.value.reply_text) == (
@@ -171,11 +145,11 @@ def test_pika_reserved_queue_name(pika_conn, uid):
     )
 
 
-def test_pika_exclusive_queue_other_connection(amqp_url, pika_conn, uid):
-    ch = pika_conn.channel()
+def test_pika_exclusive_queue_other_connection(amqp_url, conn, uid):
+    ch = conn.channel()
     q = f"q-{uid}"
     ch.queue_declare(q, exclusive=True)
-    other = _pika_conn(amqp_url)
+    other = connect(amqp_url)
     try:
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
             other.channel().basic_consume(q, lambda *a: None)
@@ -185,8 +159,8 @@ def test_pika_exclusive_queue_other_connection(amqp_url, pika_conn, uid):
         other.close()
 
 
-def test_pika_double_ack(pika_conn, uid):
-    ch = pika_conn.channel()
+def test_pika_double_ack(conn, uid):
+    ch = conn.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
     ch.basic_publish("", q, b"x")
     method = None
@@ -194,7 +168,7 @@ def test_pika_double_ack(pika_conn, uid):
         method, _p, _b = ch.basic_get(q)
         if method:
             break
-        pika_conn.sleep(0.01)
+        conn.sleep(0.01)
     ch.basic_ack(method.delivery_tag)
     ch.basic_ack(method.delivery_tag)
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:

@@ -1,6 +1,6 @@
 """Error conformance: the cases that must *not* be errors (missing objects deleted or unbound,
 unknown consumer tags cancelled, equivalent redeclares, mandatory returns...). Recorded against
-a real RabbitMQ 3.10 (AMQP_REFERENCE_URL set), through the raw client (amqp_raw.py).
+a real RabbitMQ 3.10 (AMQP_REFERENCE_URL set), through the raw client (helpers/raw.py).
 
 In text templates `{u}` is the test's unique suffix. Every name is unique per test because the
 reference server is shared.
@@ -13,8 +13,8 @@ import socket
 import pytest
 from pamqp import commands as C
 
-from errors_ctx import ctx  # noqa: F401 - pytest fixture
-from errors_ctx import Ctx, _get_one
+from helpers.errors import ctx  # noqa: F401 - pytest fixture
+from helpers.errors import Ctx, scenario_get_one
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -84,7 +84,7 @@ def test_ack_multiple_tag_zero_acks_everything(ctx):
     q = ctx.queue(f"q-{ctx.u}", auto_delete=True)
     for i in range(3):
         ctx.conn.publish(1, b"m%d" % i, routing_key=q)
-    tags = [_get_one(ctx, q) for _ in range(3)]
+    tags = [scenario_get_one(ctx, q) for _ in range(3)]
     assert tags == [1, 2, 3]
     ctx.send(C.Basic.Ack(delivery_tag=0, multiple=True))
     ok = _no_error(ctx, C.Queue.Declare(queue=q, passive=True), C.Queue.DeclareOk)

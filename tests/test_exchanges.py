@@ -17,10 +17,10 @@ import pika.exceptions
 import pytest
 from pika.compat import long as pika_long
 
-from pika_helpers import ch, conn  # noqa: F401 - pytest fixtures
-from pika_helpers import drain, expect_channel_error
-from exchange_helpers import cleanup  # noqa: F401 - pytest fixture
-from exchange_helpers import DEFAULT_EXCHANGE_REFUSED, declare_exchange, declare_queue, get_one
+from helpers.pika_client import ch, conn  # noqa: F401 - pytest fixtures
+from helpers.pika_client import drain, expect_channel_error
+from helpers.pika_client import cleanup  # noqa: F401 - pytest fixture
+from helpers.exchanges import DEFAULT_EXCHANGE_REFUSED, declare_exchange, declare_queue, get_one
 
 pytestmark = pytest.mark.timeout(30)
 

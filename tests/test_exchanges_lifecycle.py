@@ -12,10 +12,11 @@ import pika
 import pika.exceptions
 import pytest
 
-from pika_helpers import ch, conn  # noqa: F401 - pytest fixtures
-from pika_helpers import connect, drain, expect_channel_error, wait_until
-from exchange_helpers import cleanup  # noqa: F401 - pytest fixture
-from exchange_helpers import declare_exchange, declare_queue, exchange_exists
+from helpers.pika_client import ch, conn  # noqa: F401 - pytest fixtures
+from helpers.pika_client import cleanup  # noqa: F401 - pytest fixture
+from helpers.pika_client import connect, drain, exchange_exists, expect_channel_error
+from helpers.exchanges import declare_exchange, declare_queue
+from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 

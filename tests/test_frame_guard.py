@@ -10,7 +10,7 @@ from pamqp import commands as C
 
 from amqp_broker.session.channel import ChannelSession
 from amqp_broker.session.engine import Session
-from amqp_raw import RawConnection
+from helpers.raw import RawConnection
 
 
 def _boom(*_args, **_kwargs):
@@ -41,7 +41,7 @@ def _check_guarded(own_broker, caplog, monkeypatch, target, name):
         monkeypatch.undo()
         conn.close()
         bystander.close()
-    assert own_broker._thread.is_alive()
+    assert own_broker.is_alive()
 
 
 def test_bug_in_a_method_handler_closes_only_that_connection(own_broker, caplog, monkeypatch):

@@ -30,17 +30,12 @@ import pika
 import pika.exceptions
 import pytest
 
-from amqp_typed import raw_get
-from dlx_common import Env, assert_entry, connect, pump, xdeath_entries
+from helpers.typed import raw_get
+from helpers.dlx import Env, assert_entry, xdeath_entries
+from helpers.dlx import env  # noqa: F401 - pytest fixture
+from helpers.pika_client import connect, settle
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def env(amqp_url, uid):
-    e = Env(amqp_url, uid)
-    yield e
-    e.close()
 
 
 def publish_many(env: Env, q: str, bodies, **props) -> None:
@@ -373,14 +368,14 @@ def test_higher_priority_consumer_served_while_it_has_credit(env):
         lo.basic_consume(q, col.cb("lo"), arguments={"x-priority": 1})
         hi_tag = hi.basic_consume(q, col.cb("hi"), arguments={"x-priority": 10})
         publish_many(env, q, [str(i).encode() for i in range(6)])
-        pump(c, 0.4)
+        settle(c, 0.4)
         assert col.got == [("hi", b"0"), ("hi", b"1"), ("lo", b"2"), ("lo", b"3"),
                            ("lo", b"4"), ("lo", b"5")]
         # credit back for hi: it is served first again
         hi.basic_ack(0, multiple=True)
-        pump(c, 0.1)
+        settle(c, 0.1)
         publish_many(env, q, [b"6", b"7", b"8"])
-        pump(c, 0.4)
+        settle(c, 0.4)
         assert col.got[6:] == [("hi", b"6"), ("hi", b"7"), ("lo", b"8")]
         hi.basic_cancel(hi_tag)
     finally:
@@ -397,7 +392,7 @@ def test_default_priority_beats_negative_priority(env):
         dflt = c.channel()
         dflt.basic_consume(q, col.cb("default"), auto_ack=True)
         publish_many(env, q, [b"1", b"2", b"3"])
-        pump(c, 0.3)
+        settle(c, 0.3)
         assert [n for n, _ in col.got] == ["default"] * 3
     finally:
         c.close()
@@ -413,7 +408,7 @@ def test_equal_priority_consumers_round_robin(env):
         b = c.channel()
         b.basic_consume(q, col.cb("b"), auto_ack=True, arguments={"x-priority": 3})
         publish_many(env, q, [str(i).encode() for i in range(6)])
-        pump(c, 0.4)
+        settle(c, 0.4)
         assert sorted(col.got) == [("a", b"0"), ("a", b"2"), ("a", b"4"),
                                    ("b", b"1"), ("b", b"3"), ("b", b"5")]
     finally:
@@ -434,11 +429,11 @@ def test_blocked_high_priority_consumer_gets_messages_when_unblocked(env):
         lo.basic_qos(prefetch_count=1)
         lo.basic_consume(q, col.cb("lo"))
         publish_many(env, q, [b"1", b"2", b"3"])
-        pump(c, 0.3)
+        settle(c, 0.3)
         assert col.got == [("hi", b"1"), ("lo", b"2")]
         assert env.count(q) == 1
         hi.basic_ack(0, multiple=True)
-        pump(c, 0.3)
+        settle(c, 0.3)
         assert col.got[2:] == [("hi", b"3")]
     finally:
         c.close()
@@ -471,7 +466,7 @@ def test_sac_only_first_consumer_receives(env):
         second = c.channel()
         second.basic_consume(q, col.cb("second"), auto_ack=True)
         publish_many(env, q, [str(i).encode() for i in range(5)])
-        pump(c, 0.4)
+        settle(c, 0.4)
         assert col.got == [("first", str(i).encode()) for i in range(5)]
     finally:
         c.close()
@@ -489,13 +484,13 @@ def test_sac_next_consumer_takes_over_after_cancel(env):
         third = c.channel()
         tag3 = third.basic_consume(q, col.cb("third"), auto_ack=True)
         publish_many(env, q, [b"1", b"2"])
-        pump(c, 0.3)
+        settle(c, 0.3)
         first.basic_cancel(tag1)
         publish_many(env, q, [b"3", b"4"])
-        pump(c, 0.3)
+        settle(c, 0.3)
         third.basic_cancel(tag3)  # not the active one: changes nothing
         publish_many(env, q, [b"5"])
-        pump(c, 0.3)
+        settle(c, 0.3)
         assert col.got == [("first", b"1"), ("first", b"2"), ("second", b"3"),
                            ("second", b"4"), ("second", b"5")]
     finally:
@@ -515,12 +510,12 @@ def test_sac_takeover_on_disconnect_redelivers_unacked_first(env):
         got2 = []
         ch2.basic_consume(q, lambda ch, m, p, b: got2.append((b, m.redelivered)), auto_ack=True)
         publish_many(env, q, [b"1", b"2", b"3", b"4"])
-        pump(c1, 0.3)
-        pump(c2, 0.1)
+        settle(c1, 0.3)
+        settle(c2, 0.1)
         assert col.got == [("first", b"1"), ("first", b"2")]
         assert got2 == []
         c1.close()
-        pump(c2, 0.5)
+        settle(c2, 0.5)
         assert got2 == [(b"1", True), (b"2", True), (b"3", False), (b"4", False)]
     finally:
         if c1.is_open:
@@ -585,7 +580,7 @@ def test_sac_false_is_a_normal_queue(env):
         b = c.channel()
         b.basic_consume(q, col.cb("b"), auto_ack=True)
         publish_many(env, q, [b"1", b"2"])
-        pump(c, 0.3)
+        settle(c, 0.3)
         assert sorted(n for n, _ in col.got) == ["a", "b"]
     finally:
         c.close()

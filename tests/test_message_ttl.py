@@ -12,17 +12,11 @@ import pika
 import pika.exceptions
 import pytest
 
-from dlx_common import (
-    REFERENCE,
-    assert_entry,
-    connect,
-    consume_until,
-    pump,
-    wait_until,
-    xdeath_entries,
-)
-from ttl_dlx_fixtures import env  # noqa: F401 - pytest fixture
-from ttl_dlx_fixtures import dl_get
+from helpers.broker import REFERENCE
+from helpers.dlx import assert_entry, consume_until, dl_get, xdeath_entries
+from helpers.dlx import env  # noqa: F401 - pytest fixture
+from helpers.pika_client import connect, settle
+from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -92,7 +86,7 @@ def test_ttl_zero_with_blocked_consumer_expires(env):
         env.publish("", q, b"second")
         msg = dl_get(env, dlq)
         assert msg.body == b"second"
-        pump(c, 0.1)
+        settle(c, 0.1)
         assert got == [b"first"]
     finally:
         c.close()

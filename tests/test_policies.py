@@ -35,8 +35,11 @@ import pika
 import pika.exceptions
 import pytest
 
-from amqp_typed import raw_get
-from dlx_common import REFERENCE, Env, assert_entry, wait_until, xdeath_entries
+from helpers.typed import raw_get
+from helpers.broker import REFERENCE
+from helpers.dlx import Env, assert_entry, xdeath_entries
+from helpers.dlx import env  # noqa: F401 - pytest fixture
+from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -123,13 +126,6 @@ def set_policy(request):
     pol = Policies(own)
     yield pol
     pol.close()
-
-
-@pytest.fixture
-def env(amqp_url, uid):
-    e = Env(amqp_url, uid)
-    yield e
-    e.close()
 
 
 def pq(env: Env, uid: str, suffix: str, args: dict | None = None, **kw) -> str:

@@ -21,9 +21,9 @@ import pamqp.decode
 import pamqp.encode
 from pamqp import commands
 
-from consume_helpers import conn, queue  # noqa: F401 - pytest fixtures
-from consume_helpers import pump, ready_count, url_user, wait_ready
-from consume_raw import raw  # noqa: F401 - pytest fixture
+from helpers.pika_client import conn, queue  # noqa: F401 - pytest fixtures
+from helpers.pika_client import pump, ready_count, url_user, wait_ready
+from helpers.raw_content import raw  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,13 +10,11 @@ exactly what pamqp gets wrong (pamqp-notes.md trap 2).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import random
 import struct
 
 import pytest
 from pamqp import commands as C
-from pamqp import decode as pdecode
 from pamqp import encode as pencode
 from pamqp import header as pheader
 

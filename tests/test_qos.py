@@ -12,8 +12,8 @@ import pika
 import pika.exceptions
 import pytest
 
-from consume_helpers import conn, queue  # noqa: F401 - pytest fixtures
-from consume_helpers import publish_numbers, pump, ready_count, settle
+from helpers.pika_client import conn, queue  # noqa: F401 - pytest fixtures
+from helpers.pika_client import publish_numbers, pump, ready_count, settle
 
 pytestmark = pytest.mark.timeout(60)
 

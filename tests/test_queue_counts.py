@@ -13,7 +13,7 @@ from __future__ import annotations
 import pika.exceptions
 import pytest
 
-from ttl_dlx_fixtures import env  # noqa: F401 - pytest fixture
+from helpers.dlx import env  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.timeout(60)
 

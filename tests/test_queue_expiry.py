@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from dlx_common import connect, pump
-from ttl_dlx_fixtures import env  # noqa: F401 - pytest fixture
+from helpers.pika_client import connect, settle
+from helpers.dlx import env  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,10 +32,10 @@ def test_queue_with_consumer_does_not_expire(env):
     try:
         cch = c.channel()
         tag = cch.basic_consume(q, lambda *a: None, auto_ack=True)
-        pump(c, 0.8)
+        settle(c, 0.8)
         assert env.exists(q)
         cch.basic_cancel(tag)
-        pump(c, 0.8)
+        settle(c, 0.8)
     finally:
         c.close()
     assert not env.exists(q)

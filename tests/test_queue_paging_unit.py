@@ -12,7 +12,7 @@ import pytest
 from amqp_broker import queue as queue_module
 from amqp_broker import queue_paging
 from amqp_broker.message import Message
-from queue_fakes import FakeConsumer, FakeStore, FakeVHost, RecordingQueue
+from helpers.queue_fakes import FakeConsumer, FakeStore, FakeVHost, RecordingQueue
 
 PAGE_HIGH = 4  # messages in RAM before persistent ones stay on disk
 PAGE_LOW = 2

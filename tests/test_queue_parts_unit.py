@@ -16,7 +16,7 @@ from amqp_broker.queue_consumers import ConsumerSet
 from amqp_broker.queue_entry import GONE, READY, QueueEntry
 from amqp_broker.queue_limits import LengthLimit
 from amqp_broker.vhost import VHost
-from queue_fakes import FakeConsumer, FakeExpirer, message, ttl_queue
+from helpers.queue_fakes import FakeConsumer, FakeExpirer, message, ttl_queue
 
 # --------------------------------------------------------------------------------------------
 # LengthLimit

@@ -15,8 +15,9 @@ import pika.exceptions
 import pytest
 from pika.compat import long as pika_long
 
-from pika_helpers import ch, conn  # noqa: F401 - pytest fixtures
-from pika_helpers import connect, drain, expect_channel_error, wait_until
+from helpers.pika_client import ch, cleanup, conn  # noqa: F401 - pytest fixtures
+from helpers.pika_client import connect, connection, drain, expect_channel_error, queue_exists
+from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -33,43 +34,14 @@ def locked(q: str) -> str:
 
 @pytest.fixture
 def other_conn(amqp_url):
-    c = connect(amqp_url)
-    yield c
-    if c.is_open:
-        c.close()
-
-
-@pytest.fixture
-def cleanup(amqp_url):
-    """Register queue names to delete at teardown (on a fresh connection)."""
-    names: list[str] = []
-    yield names
-    c = connect(amqp_url)
-    try:
-        for q in names:
-            try:
-                c.channel().queue_delete(q)
-            except pika.exceptions.ChannelClosedByBroker:
-                pass  # an exclusive queue of a still-open test connection: dies with it
-    finally:
-        c.close()
+    with connection(amqp_url) as c:
+        yield c
 
 
 def declare(ch, cleanup, name: str, **kw):
     ok = ch.queue_declare(name, **kw).method
-    cleanup.append(ok.queue)
+    cleanup["queues"].append(ok.queue)
     return ok
-
-
-def queue_exists(conn, name: str) -> bool:
-    channel = conn.channel()
-    try:
-        channel.queue_declare(name, passive=True)
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        assert exc.reply_code == 404, exc
-        return False
-    channel.close()
-    return True
 
 
 def passive_counts(conn, name: str) -> tuple[int, int]:

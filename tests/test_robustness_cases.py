@@ -6,7 +6,7 @@ broker, never affects other connections."
 
 These tests are about OUR broker (they look at its thread, its log and its internals), so they
 use `own_broker` and never the reference server. (Shared machinery: fuzz_frames.py,
-robust_common.py; the other parts: test_robustness_fuzz.py, test_robustness_clients.py,
+helpers/robust.py; the other parts: test_robustness_fuzz.py, test_robustness_clients.py,
 test_robustness_cases.py.)
 
 5. Malformed frames and content get RabbitMQ's exact answer. Every expectation there was
@@ -22,19 +22,20 @@ import time
 import pytest
 from pamqp import commands as C
 
-from amqp_raw import PeerClosed, RawConnection
-from fuzz_frames import (
+from helpers.raw import PeerClosed, RawConnection
+from helpers.fuzz import (
     PROBE_CHANNEL,
-    _longstr,
-    _nested_table,
+    longstr,
+    nested_table,
     body,
     content_header,
-    frame,
     method,
     publish,
 )
-from robust_common import broker_log  # noqa: F401 - pytest fixture
-from robust_common import _broker_log_errors, _describe_record, _pika, _queue_count, recv_frame
+from helpers.pika_client import connect, message_count
+from helpers.raw import raw_frame
+from helpers.robust import broker_log  # noqa: F401 - pytest fixture
+from helpers.robust import broker_log_errors, describe_record, recv_frame
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -108,23 +109,23 @@ _PUB = method(1, C.Basic.Publish, routing_key="robust-nowhere")
 
 FRAME_CASES = [
     ("short method frame on a closing channel",
-     method(1, C.Basic.Ack, delivery_tag=99) + frame(1, 1, b"\x00\x14\x00"),
+     method(1, C.Basic.Ack, delivery_tag=99) + raw_frame(1, 1, b"\x00\x14\x00"),
      [("channel.close", 406, "PRECONDITION_FAILED - unknown delivery tag 99", 60, 80),
       ("connection.close", 501, "FRAME_ERROR - type 1, all octets = <<0,20,0>>: unknown_frame", 0, 0)]),
     ("short method frame",
-     frame(1, 1, b"\x00\x3c"),
+     raw_frame(1, 1, b"\x00\x3c"),
      [("connection.close", 501, "FRAME_ERROR - type 1, all octets = <<0,60>>: unknown_frame", 0, 0)]),
     ("truncated basic.ack",
-     frame(1, 1, _idx(C.Basic.Ack) + b"\x00\x00\x00"),
+     raw_frame(1, 1, _idx(C.Basic.Ack) + b"\x00\x00\x00"),
      [("connection.close", 501, "FRAME_ERROR - cannot decode <<0,0,0>>", 60, 80)]),
     ("truncated basic.publish",
-     frame(1, 1, _idx(C.Basic.Publish) + b"\x00\x00\x05ab"),
+     raw_frame(1, 1, _idx(C.Basic.Publish) + b"\x00\x00\x05ab"),
      [("connection.close", 501, "FRAME_ERROR - cannot decode <<0,0,5,97,98>>", 60, 40)]),
     ("truncated queue.declare",
-     frame(1, 1, _idx(C.Queue.Declare) + b"\x00\x00"),
+     raw_frame(1, 1, _idx(C.Queue.Declare) + b"\x00\x00"),
      [("connection.close", 501, "FRAME_ERROR - cannot decode <<0,0>>", 50, 10)]),
     ("queue.declare with trailing bytes",
-     frame(1, 1, _idx(C.Queue.Declare) + b"\x00" * 9 + b"junk"),
+     raw_frame(1, 1, _idx(C.Queue.Declare) + b"\x00" * 9 + b"junk"),
      [("connection.close", 501,
        "FRAME_ERROR - cannot decode <<0,0,0,0,0,0,0,0,0,106,117,110,107>>", 50, 10)]),
     ("method frame instead of a content header",
@@ -144,23 +145,23 @@ FRAME_CASES = [
      [("connection.close", 505, "UNEXPECTED_FRAME - expected content header for class 60, "
        "got non content header frame instead", 60, 40)]),
     ("content header frame of 11 bytes",
-     _PUB + frame(2, 1, struct.pack(">HHQ", 60, 0, 0)[:11]),
+     _PUB + raw_frame(2, 1, struct.pack(">HHQ", 60, 0, 0)[:11]),
      [("connection.close", 501,
        "FRAME_ERROR - type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0>>: unknown_frame", 0, 0)]),
     ("heartbeat frame with a payload",
-     frame(8, 0, b"abc"),
+     raw_frame(8, 0, b"abc"),
      [("connection.close", 501, 'FRAME_ERROR - type 8, all octets = <<"abc">>: unknown_frame', 0, 0)]),
     ("body frame on channel 0",
-     frame(3, 0, b"abc"),
+     raw_frame(3, 0, b"abc"),
      [("connection.close", 505, 'UNEXPECTED_FRAME - type 3, all octets = <<"abc">>', 0, 0)]),
     ("frame of type 4",
-     frame(4, 1, b"abc"),
+     raw_frame(4, 1, b"abc"),
      [("connection.close", 501, 'FRAME_ERROR - type 4, all octets = <<"abc">>: unknown_frame', 0, 0)]),
     ("basic.ack on channel 0",
-     frame(1, 0, _idx(C.Basic.Ack) + struct.pack(">QB", 1, 0)),
+     raw_frame(1, 0, _idx(C.Basic.Ack) + struct.pack(">QB", 1, 0)),
      [("connection.close", 504, "CHANNEL_ERROR - unexpected method in connection state running", 60, 80)]),
     ("queue.declare with arguments nested 3000 deep (accepted)",
-     method(1, C.Queue.Declare, queue="robust-nested-args", arguments=_nested_table(3000))
+     method(1, C.Queue.Declare, queue="robust-nested-args", arguments=nested_table(3000))
      + method(1, C.Queue.Delete, queue="robust-nested-args"),
      []),
     ("basic.publish to an exchange whose name is not UTF-8",
@@ -178,9 +179,9 @@ FRAME_CASES = [
 @pytest.mark.parametrize("data, expected", [c[1:] for c in FRAME_CASES], ids=[c[0] for c in FRAME_CASES])
 def test_malformed_frame_gets_rabbitmq_answer(own_broker, broker_log, data, expected):
     assert answer(own_broker.url, [], data) == expected
-    errors = _broker_log_errors(broker_log.records)
-    assert not errors, _describe_record(errors[0])
-    assert own_broker._thread.is_alive()
+    errors = broker_log_errors(broker_log.records)
+    assert not errors, describe_record(errors[0])
+    assert own_broker.is_alive()
 
 
 _INTERNAL = [("connection.close", 541, "INTERNAL_ERROR", 0, 0)]
@@ -213,12 +214,12 @@ def test_undecodable_property_list_is_refused_and_never_stored(own_broker, uid, 
         setup.append(method(1, C.Queue.Bind, queue=q, exchange=exchange, arguments={}))
     try:
         got = answer(own_broker.url, setup, publish(1, b"poison?", exchange, q, props))
-        assert _queue_count(own_broker.url, q) == 0, "the malformed message was stored"
+        assert message_count(own_broker.url, q) == 0, "the malformed message was stored"
         assert got == expected
-        errors = _broker_log_errors(broker_log.records)
-        assert not errors, _describe_record(errors[0])
+        errors = broker_log_errors(broker_log.records)
+        assert not errors, describe_record(errors[0])
     finally:
-        conn = _pika(own_broker.url)
+        conn = connect(own_broker.url)
         conn.channel().queue_delete(q)
         conn.close()
 
@@ -229,8 +230,8 @@ _ODD_TABLES = [
     ("key that is not UTF-8", b"\x02\xff\xfeV"),
     ("timestamp 2^64-1", b"\x01kT" + b"\xff" * 8),
     ("timestamp 2^63-1", b"\x01kT\x7f" + b"\xff" * 7),
-    ("tables nested 400 deep", _nested_table(400)[4:]),
-    ("tables nested 3000 deep", _nested_table(3000)[4:]),
+    ("tables nested 400 deep", nested_table(400)[4:]),
+    ("tables nested 3000 deep", nested_table(3000)[4:]),
 ]
 ODD_HEADER_CASES = [
     (f"{name}, {route}", route, table)
@@ -249,14 +250,14 @@ def test_odd_but_well_formed_headers_are_routed_and_kept_intact(own_broker, uid,
              method(1, C.Exchange.Declare, exchange=x, exchange_type="headers"),
              method(1, C.Queue.Bind, queue=q, exchange=x, arguments={})]
     if route == "CC header":  # routed by its CC key to q, the routing key goes nowhere
-        table = b"\x02CCA" + struct.pack(">I", len(q) + 5) + b"S" + _longstr(q) + table
+        table = b"\x02CCA" + struct.pack(">I", len(q) + 5) + b"S" + longstr(q) + table
         data = publish(1, b"odd", "", "robust-nowhere", _headers(table))
     else:
         data = publish(1, b"odd", x, "", _headers(table))
     try:
         assert answer(own_broker.url, setup, data) == []
-        errors = _broker_log_errors(broker_log.records)
-        assert not errors, _describe_record(errors[0])
+        errors = broker_log_errors(broker_log.records)
+        assert not errors, describe_record(errors[0])
         # stored, and delivered with the content header byte for byte as published
         conn = RawConnection.connect(own_broker.url)
         try:
@@ -269,7 +270,7 @@ def test_odd_but_well_formed_headers_are_routed_and_kept_intact(own_broker, uid,
         finally:
             conn.close()
     finally:
-        conn = _pika(own_broker.url)
+        conn = connect(own_broker.url)
         ch = conn.channel()
         ch.queue_delete(q)
         ch.exchange_delete(x)

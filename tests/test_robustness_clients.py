@@ -6,7 +6,7 @@ broker, never affects other connections."
 
 These tests are about OUR broker (they look at its thread, its log and its internals), so they
 use `own_broker` and never the reference server. (Shared machinery: fuzz_frames.py,
-robust_common.py; the other parts: test_robustness_fuzz.py, test_robustness_clients.py,
+helpers/robust.py; the other parts: test_robustness_fuzz.py, test_robustness_clients.py,
 test_robustness_cases.py.)
 
 4. Clients that go away at the worst moment: mid-handshake, mid-frame, mid-body; 2047 channels
@@ -26,20 +26,20 @@ import pika.exceptions
 import pytest
 from pamqp import commands as C
 
-from amqp_raw import RawConnection, parse_url
-from fuzz_frames import FRAME_MAX, _shortstr, body, content_header, method, publish
-from robust_common import broker_log  # noqa: F401 - pytest fixture
-from robust_common import (
+from helpers.raw import RawConnection, parse_url
+from helpers.fuzz import FRAME_MAX, shortstr, body, content_header, method, publish
+from helpers.robust import broker_log  # noqa: F401 - pytest fixture
+from helpers.robust import (
     Bystander,
-    _assert_broker_healthy,
-    _broker_conn_for,
-    _broker_log_errors,
-    _describe_record,
-    _hard_close,
-    _pika,
-    _wait_until,
+    assert_broker_healthy,
+    broker_conn_for,
+    broker_log_errors,
+    describe_record,
+    hard_close,
     recv_frame,
 )
+from helpers.pika_client import connect
+from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -155,7 +155,7 @@ def _scenario_sockets(url: str, q: str):
 def test_clients_that_disconnect_mid_frame_mid_body_mid_handshake(own_broker, uid, broker_log):
     url = own_broker.url
     q = f"robust-partial-{uid}"
-    admin = _pika(url)
+    admin = connect(url)
     try:
         ach = admin.channel()
         ach.queue_declare(q)
@@ -167,19 +167,19 @@ def test_clients_that_disconnect_mid_frame_mid_body_mid_handshake(own_broker, ui
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 sock.close()
                 how = "RST" if rst else "FIN"
-                assert _wait_until(lambda: _settled(own_broker, baseline)), (
+                assert wait_until(lambda: _settled(own_broker, baseline), 5.0), (
                     f"{name} ({how}): the broker still holds {len(own_broker.broker.connections)} "
                     f"connections, expected {baseline}")
-                errors = _broker_log_errors(broker_log.records)
-                assert not errors, f"{name} ({how}): {_describe_record(errors[0])}"
+                errors = broker_log_errors(broker_log.records)
+                assert not errors, f"{name} ({how}): {describe_record(errors[0])}"
                 # nothing half-published was stored
                 assert ach.queue_declare(q, passive=True).method.message_count == 0, f"{name} ({how})"
         ach.queue_delete(q)
     finally:
         if admin.is_open:
             admin.close()
-    assert own_broker._thread.is_alive()
-    _assert_broker_healthy(own_broker, uid)
+    assert own_broker.is_alive()
+    assert_broker_healthy(own_broker, uid)
 
 
 def _read_until(conn: RawConnection, done, timeout: float = 15.0) -> collections.Counter:
@@ -199,7 +199,7 @@ def _read_until(conn: RawConnection, done, timeout: float = 15.0) -> collections
 def test_2047_channels_with_unacked_messages_then_disconnect(own_broker, uid, broker_log):
     url = own_broker.url
     q = f"robust-channels-{uid}"
-    admin = _pika(url)
+    admin = connect(url)
     try:
         ach = admin.channel()
         ach.queue_declare(q)
@@ -219,8 +219,8 @@ def test_2047_channels_with_unacked_messages_then_disconnect(own_broker, uid, br
         counts = _read_until(conn, lambda c: c[C.Basic.Deliver] >= n and c[C.Basic.ConsumeOk] >= n)
         assert counts[C.Channel.OpenOk] == n
         assert ach.queue_declare(q, passive=True).method.message_count == 0
-        _hard_close(conn)
-        assert _wait_until(lambda: _settled(own_broker, baseline), 10)
+        hard_close(conn)
+        assert wait_until(lambda: _settled(own_broker, baseline), 10)
         # every unacked message is back, marked redelivered, none lost or duplicated
         assert ach.queue_declare(q, passive=True).method.message_count == n
         seen = []
@@ -236,8 +236,8 @@ def test_2047_channels_with_unacked_messages_then_disconnect(own_broker, uid, br
     finally:
         if admin.is_open:
             admin.close()
-    assert not _broker_log_errors(broker_log.records)
-    _assert_broker_healthy(own_broker, uid)
+    assert not broker_log_errors(broker_log.records)
+    assert_broker_healthy(own_broker, uid)
 
 
 def test_1000_exclusive_queues_vanish_with_their_connection(own_broker, uid, broker_log):
@@ -257,7 +257,7 @@ def test_1000_exclusive_queues_vanish_with_their_connection(own_broker, uid, bro
                 and c[C.Basic.ConsumeOk] >= 100)
     conn.publish(1, b"one copy per queue", exchange=x)
     _read_until(conn, lambda c: c[C.Basic.Deliver] >= 100)
-    _hard_close(conn)
+    hard_close(conn)
 
     checker = RawConnection.connect(url, timeout=10)
     try:
@@ -273,7 +273,7 @@ def test_1000_exclusive_queues_vanish_with_their_connection(own_broker, uid, bro
                 return True
             return False
 
-        assert _wait_until(last_gone, 10, 0.05), "exclusive queues outlived their connection"
+        assert wait_until(last_gone, 10, 0.05), "exclusive queues outlived their connection"
         # every one of them answers 404, from another connection
         checker.send_bytes(b"".join(
             method(ch, C.Channel.Open) + method(ch, C.Queue.Declare, queue=name, passive=True)
@@ -296,8 +296,8 @@ def test_1000_exclusive_queues_vanish_with_their_connection(own_broker, uid, bro
         checker.close()
     vhost = own_broker.broker.vhosts["/"]
     assert not [n for n in names if n in vhost.queues]
-    assert not _broker_log_errors(broker_log.records)
-    _assert_broker_healthy(own_broker, uid)
+    assert not broker_log_errors(broker_log.records)
+    assert_broker_healthy(own_broker, uid)
 
 
 def test_slow_consumer_does_not_stall_the_broker(own_broker, uid, broker_log):
@@ -307,7 +307,7 @@ def test_slow_consumer_does_not_stall_the_broker(own_broker, uid, broker_log):
     url = own_broker.url
     q = f"robust-slow-{uid}"
     count, size = 2048, 10 * 1024  # 20 MB
-    admin = _pika(url)
+    admin = connect(url)
     slow = None
     try:
         ach = admin.channel()
@@ -316,12 +316,12 @@ def test_slow_consumer_does_not_stall_the_broker(own_broker, uid, broker_log):
         slow.open_channel(1)
         slow.rpc(C.Basic.Consume(queue=q, consumer_tag="slow"), 1, C.Basic.ConsumeOk)
         slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        server_side = _broker_conn_for(own_broker, slow)
+        server_side = broker_conn_for(own_broker, slow)
         assert server_side is not None
         max_pending = 0
         with Bystander(url, f"{uid}-slow", pause=0.005) as bystander:
             started = time.monotonic()
-            producer = _pika(url)
+            producer = connect(url)
             try:
                 pch = producer.channel()
                 for i in range(count):
@@ -340,23 +340,23 @@ def test_slow_consumer_does_not_stall_the_broker(own_broker, uid, broker_log):
         assert latency < 1.0, f"a bystander round trip took {latency:.2f}s while the consumer was stuck"
         assert max_pending < 4 * 1024 * 1024, f"{max_pending} bytes queued for a socket that never drains"
         assert ready > count // 2, f"only {ready} messages held back in the queue"
-        _hard_close(slow)
+        hard_close(slow)
         slow = None
-        assert _wait_until(lambda: ach.queue_declare(q, passive=True).method.message_count == count, 10)
+        assert wait_until(lambda: ach.queue_declare(q, passive=True).method.message_count == count, 10)
         ach.queue_delete(q)
     finally:
         if slow is not None:
             slow.close()
         if admin.is_open:
             admin.close()
-    assert not _broker_log_errors(broker_log.records)
-    _assert_broker_healthy(own_broker, uid)
+    assert not broker_log_errors(broker_log.records)
+    assert_broker_healthy(own_broker, uid)
 
 
 def test_unacked_messages_of_a_killed_consumer_come_back_redelivered(own_broker, uid, broker_log):
     url = own_broker.url
     q = f"robust-unacked-{uid}"
-    admin = _pika(url)
+    admin = connect(url)
     try:
         ach = admin.channel()
         ach.queue_declare(q)
@@ -383,9 +383,9 @@ def test_unacked_messages_of_a_killed_consumer_come_back_redelivered(own_broker,
         assert next_delivery(C.Basic.GetOk)[0] == 2
         consumer.send_frame(C.Basic.Ack(delivery_tag=tags[0]), 1)  # message 0 is done...
         next_delivery(C.Basic.Deliver)  # ...which frees credit for message 11
-        _hard_close(consumer)
+        hard_close(consumer)
         # 1-11 were delivered and not acked: back in their places, redelivered; 12 never left
-        assert _wait_until(lambda: ach.queue_declare(q, passive=True).method.message_count == 12, 10)
+        assert wait_until(lambda: ach.queue_declare(q, passive=True).method.message_count == 12, 10)
         for i in range(1, 13):
             method_frame, props, got = ach.basic_get(q, auto_ack=True)
             assert method_frame is not None, f"message {i} lost"
@@ -397,7 +397,7 @@ def test_unacked_messages_of_a_killed_consumer_come_back_redelivered(own_broker,
     finally:
         if admin.is_open:
             admin.close()
-    assert not _broker_log_errors(broker_log.records)
+    assert not broker_log_errors(broker_log.records)
 
 
 
@@ -408,13 +408,13 @@ _BIG_ARRAY = b"A" + struct.pack(">I", 120000) + b"V" * 120000
 
 
 def _big_cc_publish(i: int) -> bytes:
-    table = _shortstr("CC") + _BIG_ARRAY
+    table = shortstr("CC") + _BIG_ARRAY
     return publish(1, b"big", "", "robust-nowhere", struct.pack(">HI", 0x2000, len(table)) + table)
 
 
 def _big_declare(i: int) -> bytes:
     name = f"robust-big-args-{i}"
-    args = struct.pack(">I", 4 + len(_BIG_ARRAY)) + _shortstr("x-a") + _BIG_ARRAY
+    args = struct.pack(">I", 4 + len(_BIG_ARRAY)) + shortstr("x-a") + _BIG_ARRAY
     return method(1, C.Queue.Declare, queue=name, arguments=args) + method(1, C.Queue.Delete, queue=name)
 
 
@@ -444,5 +444,5 @@ def test_huge_field_tables_do_not_stall_other_connections(own_broker, uid, broke
     assert latency < 1.0, (
         f"a bystander round trip took {latency:.2f}s while one client sent 8 frames of ~120 KB "
         f"field tables (it took the broker {busy:.2f}s; on RabbitMQ round trips stay ~0.01s)")
-    errors = _broker_log_errors(broker_log.records)
-    assert not errors, _describe_record(errors[0])
+    errors = broker_log_errors(broker_log.records)
+    assert not errors, describe_record(errors[0])

@@ -6,7 +6,7 @@ broker, never affects other connections."
 
 These tests are about OUR broker (they look at its thread, its log and its internals), so they
 use `own_broker` and never the reference server. (Shared machinery: fuzz_frames.py,
-robust_common.py; the other parts: test_robustness_fuzz.py, test_robustness_clients.py,
+helpers/robust.py; the other parts: test_robustness_fuzz.py, test_robustness_clients.py,
 test_robustness_cases.py.)
 
 1-3. A seeded, bounded fuzzer (600 connections, a few seconds): after a correct handshake +
@@ -36,19 +36,19 @@ import pika.exceptions
 import pytest
 from pamqp import commands as C
 
-from amqp_raw import RawConnection
-from fuzz_frames import SEED, fuzz_inputs, method
-from robust_common import broker_log  # noqa: F401 - pytest fixture
-from robust_common import (
+from helpers.raw import RawConnection
+from helpers.fuzz import SEED, fuzz_inputs, method
+from helpers.robust import broker_log  # noqa: F401 - pytest fixture
+from helpers.robust import (
     Bystander,
     Verdict,
-    _assert_broker_healthy,
-    _broker_log_errors,
-    _bug_key,
-    _describe_record,
-    _pika,
+    assert_broker_healthy,
+    broker_log_errors,
+    bug_key,
+    describe_record,
     drive,
 )
+from helpers.pika_client import connect
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,7 +60,7 @@ pytestmark = pytest.mark.timeout(120)
 def _fuzz_setup(url: str, uid: str) -> list[bytes]:
     """Exchanges/queues the fuzz cases route to, and a canary queue whose messages must
     survive everything. Returns the canary bodies."""
-    conn = _pika(url)
+    conn = connect(url)
     try:
         ch = conn.channel()
         ch.queue_declare("fuzz-sink", arguments={"x-max-length": 50})
@@ -87,7 +87,7 @@ def _fuzz_setup(url: str, uid: str) -> list[bytes]:
 def _check_canary(url: str, uid: str, bodies: list[bytes]) -> list[str]:
     """The canary queue's messages, published before the fuzz, must be exactly as they were."""
     problems = []
-    conn = _pika(url)
+    conn = connect(url)
     try:
         ch = conn.channel()
         canary = f"canary-{uid}"
@@ -164,12 +164,12 @@ def test_fuzz_after_handshake(own_broker, uid, broker_log):
             outcomes[f"{category}: {verdict.outcome.split(' after')[0]}"] += 1
             for problem in verdict.problems:
                 problems[problem].append(label)
-            records = _broker_log_errors(broker_log.records[seen:])
+            records = broker_log_errors(broker_log.records[seen:])
             seen = len(broker_log.records)
             for record in records:
-                key = _bug_key(record)
+                key = bug_key(record)
                 internal[key].append(label)
-                samples.setdefault(key, _describe_record(record))
+                samples.setdefault(key, describe_record(record))
     elapsed = time.monotonic() - started
     report = []
     for key, cases in internal.items():
@@ -183,7 +183,7 @@ def test_fuzz_after_handshake(own_broker, uid, broker_log):
                       f"(sent {bystander.sent}, received {bystander.received})")
     _delete_objects(url, _names(vhost.queues) - queues_before, _names(vhost.exchanges) - exchanges_before)
     try:
-        _assert_broker_healthy(own_broker, uid)
+        assert_broker_healthy(own_broker, uid)
     except Exception as exc:  # noqa: BLE001
         report.append(f"the broker is not healthy after the fuzz: {exc!r}")
     summary = "\n".join(f"  {k}: {v}" for k, v in sorted(outcomes.items()))

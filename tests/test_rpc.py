@@ -12,29 +12,23 @@ import pika
 import pika.exceptions
 import pytest
 
+from helpers.pika_client import connection, poll_get, pump, settle
+
 pytestmark = pytest.mark.timeout(60)
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 
 
-def connect(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(url))
-
-
 @pytest.fixture
 def client(amqp_url):
-    c = connect(amqp_url)
-    yield c
-    if c.is_open:
-        c.close()
+    with connection(amqp_url) as c:
+        yield c
 
 
 @pytest.fixture
 def server(amqp_url):
-    c = connect(amqp_url)
-    yield c
-    if c.is_open:
-        c.close()
+    with connection(amqp_url) as c:
+        yield c
 
 
 @pytest.fixture
@@ -52,32 +46,6 @@ def request_queue(server, uid):
         pass
 
 
-def pump(conns, until, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not until() and time.monotonic() < deadline:
-        for c in conns:
-            c.process_data_events(time_limit=0.01)
-    return until()
-
-
-def get_request(ch, q, timeout: float = 2.0):
-    """Poll basic.get until a request arrives; returns (method, props, body)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m, p, b = ch.basic_get(q, auto_ack=True)
-        if m is not None:
-            return m, p, b
-        time.sleep(0.02)
-    raise AssertionError("no request arrived")
-
-
-def settle(conns, seconds: float = 0.3) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for c in conns:
-            c.process_data_events(time_limit=0.01)
-
-
 # --------------------------------------------------------------------------------------------
 # direct reply-to, pika
 # --------------------------------------------------------------------------------------------
@@ -90,7 +58,7 @@ def test_direct_reply_to_rpc_pika(client, server, request_queue):
                       pika.BasicProperties(reply_to=REPLY_TO, correlation_id="c-1"))
 
     sch = server.channel()
-    _m, props, body = get_request(sch, request_queue)
+    _m, props, body = poll_get(sch, request_queue)
     assert body == b"ping"
     assert props.correlation_id == "c-1"
     assert props.reply_to.startswith(REPLY_TO + ".")
@@ -113,7 +81,7 @@ def test_reply_to_suffix_is_stable_per_channel_and_differs_between_channels(clie
     sch = server.channel()
     seen = {}
     for _ in range(3):
-        _m, p, b = get_request(sch, request_queue)
+        _m, p, b = poll_get(sch, request_queue)
         seen[b] = p.reply_to
     assert seen[b"0"] == seen[b"1"]
     assert seen[b"0"] != seen[b"2"]
@@ -130,7 +98,7 @@ def test_many_concurrent_rpcs_matched_by_correlation_id(client, server, request_
                           pika.BasicProperties(reply_to=REPLY_TO, correlation_id=cid))
     sch = server.channel()
     for _ in ids:
-        _m, p, b = get_request(sch, request_queue)
+        _m, p, b = poll_get(sch, request_queue)
         sch.basic_publish("", p.reply_to, b"re:" + b, pika.BasicProperties(correlation_id=p.correlation_id))
     assert pump([client], lambda: len(replies) == 20)
     assert replies == {cid: b"re:%d" % i for i, cid in enumerate(ids)}
@@ -194,9 +162,9 @@ def test_other_reply_to_values_are_not_checked(client, request_queue):
     ch = client.channel()
     ch.basic_publish("", request_queue, b"x", pika.BasicProperties(reply_to="some-queue"))
     ch.basic_publish("", request_queue, b"y", pika.BasicProperties(reply_to=REPLY_TO + "-not"))
-    _m, p, _b = get_request(ch, request_queue)
+    _m, p, _b = poll_get(ch, request_queue)
     assert p.reply_to == "some-queue"
-    _m, p, _b = get_request(ch, request_queue)
+    _m, p, _b = poll_get(ch, request_queue)
     assert p.reply_to == REPLY_TO + "-not"
 
 
@@ -213,7 +181,7 @@ def test_passive_declare_of_rewritten_name(client, server, request_queue):
     cch.basic_consume(REPLY_TO, lambda *a: None, auto_ack=True)
     cch.basic_publish("", request_queue, b"x", pika.BasicProperties(reply_to=REPLY_TO))
     sch = server.channel()
-    _m, p, _b = get_request(sch, request_queue)
+    _m, p, _b = poll_get(sch, request_queue)
     ok = sch.queue_declare(p.reply_to, passive=True).method
     assert (ok.queue, ok.message_count, ok.consumer_count) == (p.reply_to, 0, 1)
     cch.close()
@@ -230,7 +198,7 @@ def test_reply_through_other_exchange_is_not_delivered(client, server, request_q
     cch.basic_consume(REPLY_TO, lambda c, m, p, b: replies.append(b), auto_ack=True)
     cch.basic_publish("", request_queue, b"x", pika.BasicProperties(reply_to=REPLY_TO))
     sch = server.channel()
-    _m, p, _b = get_request(sch, request_queue)
+    _m, p, _b = poll_get(sch, request_queue)
     sch.basic_publish("amq.direct", p.reply_to, b"via-amq.direct")
     sch.basic_publish("", p.reply_to, b"via-default")
     assert pump([client], lambda: replies)
@@ -244,7 +212,7 @@ def test_mandatory_reply_is_returned_and_still_delivered(client, server, request
     cch.basic_consume(REPLY_TO, lambda c, m, p, b: replies.append(b), auto_ack=True)
     cch.basic_publish("", request_queue, b"x", pika.BasicProperties(reply_to=REPLY_TO))
     sch = server.channel()
-    _m, p, _b = get_request(sch, request_queue)
+    _m, p, _b = poll_get(sch, request_queue)
     returned = []
     sch.add_on_return_callback(lambda c, m, props, b: returned.append((m.reply_code, m.reply_text, b)))
     sch.basic_publish("", p.reply_to, b"mandatory-reply", mandatory=True)
@@ -258,7 +226,7 @@ def test_reply_after_requester_is_gone(client, server, request_queue):
     cch.basic_consume(REPLY_TO, lambda *a: None, auto_ack=True)
     cch.basic_publish("", request_queue, b"x", pika.BasicProperties(reply_to=REPLY_TO))
     sch = server.channel()
-    _m, p, _b = get_request(sch, request_queue)
+    _m, p, _b = poll_get(sch, request_queue)
     client.close()
     settle([server], 0.2)
     # plain reply: silently dropped, the channel stays open
@@ -280,7 +248,7 @@ def test_direct_reply_to_within_one_connection(client, request_queue):
     replies = []
     cch.basic_consume(REPLY_TO, lambda c, m, p, b: replies.append(b), auto_ack=True)
     cch.basic_publish("", request_queue, b"q", pika.BasicProperties(reply_to=REPLY_TO))
-    _m, p, b = get_request(sch, request_queue)
+    _m, p, b = poll_get(sch, request_queue)
     sch.basic_publish("", p.reply_to, b + b"!")
     assert pump([client], lambda: replies)
     assert replies == [b"q!"]
@@ -357,7 +325,7 @@ def test_classic_rpc_with_exclusive_server_named_queue(client, server, request_q
                                                     c.basic_ack(m.delivery_tag)))
     cch.basic_publish("", request_queue, b"2+2", pika.BasicProperties(reply_to=reply_q, correlation_id="x"))
     sch = server.channel()
-    _m, p, b = get_request(sch, request_queue)
+    _m, p, b = poll_get(sch, request_queue)
     assert p.reply_to == reply_q  # not rewritten
     sch.basic_publish("", p.reply_to, b"4", pika.BasicProperties(correlation_id=p.correlation_id))
     assert pump([client], lambda: replies)

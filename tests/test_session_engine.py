@@ -1,4 +1,4 @@
-"""The session engine's rules, driven without a socket (tests/engine_harness.py): framing,
+"""The session engine's rules, driven without a socket (tests/helpers/engine.py): framing,
 the handshake, which frame may come when, closing, timers, publisher confirms, transactions,
 suspension. The same rules are checked against real servers through sockets elsewhere
 (test_connection*.py run against the reference RabbitMQ too); here they are plain calls."""
@@ -15,7 +15,7 @@ from amqp_broker.session import effects
 from amqp_broker.session.engine import CLOSE_OK_TIMEOUT, HANDSHAKE_TIMEOUT, LINGER_TIMEOUT
 from amqp_broker.session.states import CLOSED, CLOSING, OPENED, START_OK, TUNE_OK
 from amqp_broker.storage import MemoryStore
-from engine_harness import EngineClient, make_broker
+from helpers.engine import EngineClient, make_broker
 
 
 def _close_of(frames):

@@ -20,7 +20,7 @@ from amqp_broker.storage import EMPTY_TABLE, BindingDef, ExchangeDef, MemoryStor
 from amqp_broker.storage import commit as commit_module
 from amqp_broker.storage import sqlite as sqlite_module
 from amqp_broker.storage.sqlite import BACKLOG_HIGH, BACKLOG_LOW, SQLiteStore
-from conftest import BrokerThread
+from helpers.broker import BrokerThread
 
 TYPED_ARGS = encode_typed_table({
     "x-message-ttl": ("l", 60000),  # a long-long, not the long a guess would pick

@@ -30,17 +30,17 @@ import pika.exceptions
 import pytest
 from pamqp import commands
 
-from amqp_typed import RawClient, encode_content_header
-from dlx_common import (
+from helpers.typed import RawClient, encode_content_header
+from helpers.dlx import (
     FIRST_DEATH_KEYS,
     assert_entry,
     assert_first_death,
-    connect,
-    wait_until,
+    dl_get,
     xdeath_entries,
 )
-from ttl_dlx_fixtures import env  # noqa: F401 - pytest fixture
-from ttl_dlx_fixtures import dl_get
+from helpers.dlx import env  # noqa: F401 - pytest fixture
+from helpers.pika_client import connect
+from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

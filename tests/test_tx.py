@@ -9,51 +9,16 @@ RabbitMQ semantics verified here:
 """
 from __future__ import annotations
 
-import time
-
 import aio_pika
 import aio_pika.exceptions
 import pika
 import pika.exceptions
 import pytest
 
-from pika_helpers import conn, queue  # noqa: F401 - pytest fixtures
-from pika_helpers import connect
+from helpers.pika_client import conn, queue  # noqa: F401 - pytest fixtures
+from helpers.pika_client import connect, drain_flagged, publish_numbers, pump, ready_count, settle, wait_ready
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def ready_count(ch, q) -> int:
-    return ch.queue_declare(q, passive=True).method.message_count
-
-
-def wait_ready(ch, q, n: int, timeout: float = 2.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        count = ready_count(ch, q)
-        if count == n or time.monotonic() > deadline:
-            return count
-        time.sleep(0.02)
-
-
-def settle(c, seconds: float = 0.2) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        c.process_data_events(time_limit=0.02)
-
-
-def drain(ch, q) -> list[tuple[bytes, bool]]:
-    out = []
-    while True:
-        m, _p, b = ch.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append((b, m.redelivered))
-
-
-def publish_numbers(ch, q, n: int) -> None:
-    for i in range(1, n + 1):
-        ch.basic_publish("", q, str(i).encode())
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,7 +44,7 @@ def test_published_messages_invisible_until_commit(conn, queue):
     assert observer.basic_get(q)[0] is None
     tx.tx_commit()
     assert ready_count(observer, q) == 3
-    assert drain(observer, q) == [(b"1", False), (b"2", False), (b"3", False)]
+    assert drain_flagged(observer, q) == [(b"1", False), (b"2", False), (b"3", False)]
 
 
 def test_rollback_discards_published_messages(conn, queue):
@@ -91,7 +56,7 @@ def test_rollback_discards_published_messages(conn, queue):
     tx.basic_publish("", q, b"after-rollback")
     tx.tx_commit()
     observer = conn.channel()
-    assert drain(observer, q) == [(b"after-rollback", False)]
+    assert drain_flagged(observer, q) == [(b"after-rollback", False)]
 
 
 def test_channel_stays_transactional_after_commit(conn, queue):
@@ -138,8 +103,8 @@ def test_commit_preserves_publish_order_across_queues(conn, queue):
         tx.basic_publish("", q1 if i % 2 else q2, str(i).encode())
     tx.tx_commit()
     observer = conn.channel()
-    assert [int(b) for b, _ in drain(observer, q1)] == list(range(1, 21, 2))
-    assert [int(b) for b, _ in drain(observer, q2)] == list(range(2, 21, 2))
+    assert [int(b) for b, _ in drain_flagged(observer, q1)] == list(range(1, 21, 2))
+    assert [int(b) for b, _ in drain_flagged(observer, q2)] == list(range(2, 21, 2))
 
 
 def test_mandatory_return_sent_at_commit_before_commit_ok(amqp_url, uid):
@@ -206,7 +171,7 @@ def test_ack_in_tx_not_applied_before_commit(conn, queue):
     tx.basic_ack(m1.delivery_tag)
     tx.close()  # never committed: both come back
     assert wait_ready(pub, q, 2) == 2
-    assert drain(pub, q) == [(b"1", True), (b"2", True)]
+    assert drain_flagged(pub, q) == [(b"1", True), (b"2", True)]
 
 
 def test_ack_in_tx_applied_on_commit(conn, queue):
@@ -221,7 +186,7 @@ def test_ack_in_tx_applied_on_commit(conn, queue):
     tx.tx_commit()
     tx.close()
     assert wait_ready(pub, q, 1) == 1
-    assert drain(pub, q) == [(b"2", True)]
+    assert drain_flagged(pub, q) == [(b"2", True)]
 
 
 def test_rolled_back_ack_leaves_message_unacked_not_requeued(conn, queue):
@@ -242,7 +207,7 @@ def test_rolled_back_ack_leaves_message_unacked_not_requeued(conn, queue):
     tx.close()
     # "1" acked for good, "2" (never acked) comes back
     assert wait_ready(pub, q, 2) == 2
-    assert drain(pub, q) == [(b"2", True), (b"3", False)]
+    assert drain_flagged(pub, q) == [(b"2", True), (b"3", False)]
     assert m2.delivery_tag == 2
 
 
@@ -258,7 +223,7 @@ def test_ack_multiple_in_tx(conn, queue):
     tx.tx_commit()
     tx.close()
     assert wait_ready(pub, q, 1) == 1
-    assert drain(pub, q) == [(b"4", True)]
+    assert drain_flagged(pub, q) == [(b"4", True)]
 
 
 def test_reject_requeue_in_tx_applied_on_commit(conn, queue):
@@ -273,7 +238,7 @@ def test_reject_requeue_in_tx_applied_on_commit(conn, queue):
     assert ready_count(pub, q) == 1  # not requeued yet
     tx.tx_commit()
     assert wait_ready(pub, q, 2) == 2
-    assert drain(pub, q) == [(b"1", True), (b"2", False)]
+    assert drain_flagged(pub, q) == [(b"1", True), (b"2", False)]
 
 
 def test_nack_requeue_false_in_tx_rolled_back_keeps_message(conn, queue):
@@ -287,7 +252,7 @@ def test_nack_requeue_false_in_tx_rolled_back_keeps_message(conn, queue):
     tx.tx_rollback()
     tx.close()  # still unacked -> requeued by the close
     assert wait_ready(pub, q, 1) == 1
-    assert drain(pub, q) == [(b"1", True)]
+    assert drain_flagged(pub, q) == [(b"1", True)]
 
 
 def test_consumer_acks_in_tx(conn, queue):
@@ -298,9 +263,7 @@ def test_consumer_acks_in_tx(conn, queue):
     tx.basic_consume(q, lambda c, m, p, b: got.append(m))
     pub = conn.channel()
     publish_numbers(pub, q, 3)
-    deadline = time.monotonic() + 2
-    while len(got) < 3 and time.monotonic() < deadline:
-        conn.process_data_events(time_limit=0.02)
+    pump(conn, lambda: len(got) >= 3)
     assert len(got) == 3
     tx.basic_ack(got[-1].delivery_tag, multiple=True)
     tx.tx_commit()
@@ -323,7 +286,7 @@ def test_publish_and_ack_in_one_transaction(conn, queue):
     assert ready_count(pub, q_out) == 0
     tx.tx_commit()
     tx.close()
-    assert drain(pub, q_out) == [(b"INPUT", False)]
+    assert drain_flagged(pub, q_out) == [(b"INPUT", False)]
     settle(conn, 0.1)
     assert ready_count(pub, q_in) == 0
 

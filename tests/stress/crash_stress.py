@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """kill -9 stress: many crash cycles against `amqp-broker serve` with the checks of
-tests/test_crash.py (see tests/crash_harness.py for what a cycle does and checks).
+tests/test_crash.py (see tests/helpers/crash.py for what a cycle does and checks).
 
-Not collected by pytest (no test_ prefix, and tests/stress/conftest.py ignores it). Run it with
-the venv's python from the repository root:
+Not collected by pytest (no test_ prefix, and pyproject.toml's norecursedirs skips
+tests/stress). Run it with the venv's python from the repository root:
 
     python tests/stress/crash_stress.py --cycles 100
     python tests/stress/crash_stress.py --cycles 300 --modes tx --seed 7 --keep
@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for crash_harness
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for helpers.crash
 
-import crash_harness as ch  # noqa: E402
+import helpers.crash as ch  # noqa: E402
 
 
 def parse_args(argv=None):

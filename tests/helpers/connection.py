@@ -1,15 +1,14 @@
 """Helpers of the connection-level tests (test_connection*.py): the capabilities a broker
-announces, the `raw` fixture (a raw client after the protocol header), pika connections and
-URL rewriting.
+announces, the `raw` fixture (a factory of raw clients) and URL rewriting.
 """
 
 from __future__ import annotations
 
-import pika
-import pika.exceptions
+from urllib.parse import quote
+
 import pytest
 
-from amqp_raw import RawConnection, parse_url
+from helpers.raw import RawConnection, parse_url
 
 CAPABILITIES = (
     "publisher_confirms",
@@ -46,19 +45,8 @@ def raw(amqp_url):
         conn.close()
 
 
-def _pika(amqp_url, **kw) -> pika.BlockingConnection:
-    params = pika.URLParameters(amqp_url)
-    params.socket_timeout = 5
-    params.blocked_connection_timeout = 10
-    for k, v in kw.items():
-        setattr(params, k, v)
-    return pika.BlockingConnection(params)
-
-
-def _url_with(amqp_url, user=None, password=None, vhost=None) -> str:
+def url_with(amqp_url, user=None, password=None, vhost=None) -> str:
     p = parse_url(amqp_url)
-    from urllib.parse import quote
-
     return "amqp://{}:{}@{}:{}/{}".format(
         quote(user or p["user"], safe=""),
         quote(password or p["password"], safe=""),

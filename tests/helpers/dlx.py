@@ -1,12 +1,13 @@
-"""Helpers shared by test_ttl_dlx.py, test_limits_priority.py and test_policies.py.
+"""Helpers of the dead-lettering / TTL / expiry / limits / policy tests.
 
 `Env` owns one pika connection with a confirm-mode channel and remembers every queue and
 exchange it declared, deleting them at teardown (the reference broker is shared: all names
-carry the test's uid). Typed x-death assertions work on `amqp_typed.RawMessage` headers.
+carry the test's uid); the `env` fixture makes one. `dl_get` reads the next message of a
+dead-letter queue with its wire types; the typed x-death assertions work on
+`helpers.typed.RawMessage` headers.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable
 
@@ -14,24 +15,9 @@ import pika
 import pika.exceptions
 import pytest
 
-REFERENCE = bool(os.environ.get("AMQP_REFERENCE_URL"))
-
-
-def connect(url: str) -> pika.BlockingConnection:
-    params = pika.URLParameters(url)
-    params.socket_timeout = 5
-    params.blocked_connection_timeout = 10
-    return pika.BlockingConnection(params)
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 2.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
+from helpers.pika_client import connect, delete_all, drain, queue_exists, ready_count
+from helpers.typed import raw_get
+from helpers.wait import wait_until
 
 
 class Env:
@@ -82,31 +68,19 @@ class Env:
         """Ready message count (passive declare, on a throwaway channel)."""
         ch = self.conn.channel()
         try:
-            return ch.queue_declare(queue, passive=True).method.message_count
+            return ready_count(ch, queue)
         finally:
             if ch.is_open:
                 ch.close()
 
     def exists(self, queue: str) -> bool:
-        ch = self.conn.channel()
-        try:
-            ch.queue_declare(queue, passive=True)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            assert exc.reply_code == 404, exc
-            return False
-        ch.close()
-        return True
+        return queue_exists(self.conn, queue)
 
     def get(self, queue: str, auto_ack: bool = True):
         return self.ch.basic_get(queue, auto_ack=auto_ack)
 
     def bodies(self, queue: str) -> list[bytes]:
-        out = []
-        while True:
-            method, _props, body = self.ch.basic_get(queue, auto_ack=True)
-            if method is None:
-                return out
-            out.append(body)
+        return drain(self.ch, queue)
 
     def wait_count(self, queue: str, n: int, timeout: float = 2.0) -> int:
         wait_until(lambda: self.count(queue) == n, timeout)
@@ -120,45 +94,30 @@ class Env:
         return ei.value
 
     def close(self) -> None:
+        """Delete what this Env declared (on a fresh connection), then close its connection."""
         try:
-            c = connect(self.url)
-        except Exception:
-            return
+            delete_all(self.url, self.queues, self.exchanges)
+        except Exception:  # noqa: BLE001 - teardown of a test that may have broken the server
+            pass
         try:
-            for q in self.queues:
-                ch = c.channel()
-                try:
-                    ch.queue_delete(q)
-                    ch.close()
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass
-            for x in self.exchanges:
-                ch = c.channel()
-                try:
-                    ch.exchange_delete(x)
-                    ch.close()
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass
-        finally:
-            try:
-                c.close()
-            except Exception:
-                pass
-            try:
-                if self.conn.is_open:
-                    self.conn.close()
-            except Exception:
-                pass
+            if self.conn.is_open:
+                self.conn.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
-def pump(conn: pika.BlockingConnection, seconds: float) -> None:
-    """Service a blocking connection's I/O for `seconds` (process_data_events may return early)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        conn.process_data_events(time_limit=min(left, 0.05))
+@pytest.fixture
+def env(amqp_url, uid):
+    e = Env(amqp_url, uid)
+    yield e
+    e.close()
+
+
+def dl_get(env: Env, queue: str, wait: float = 2.0):
+    """The next message of a dead-letter queue, decoded with its wire types (polls)."""
+    msg = raw_get(env.url, queue, wait=wait)
+    assert msg is not None, f"nothing dead-lettered into {queue}"
+    return msg
 
 
 def consume_until(conn: pika.BlockingConnection, ch, queue: str, n: int = 1,

@@ -1,14 +1,10 @@
 """Helpers of the codec unit tests (test_codec_unit*.py): sample values (delivery tags, channels,
-names) and raw frame / method payload builders checked against pamqp.
+names) and method payload builders checked against pamqp (frames: helpers.raw.raw_frame).
 """
 
 from __future__ import annotations
 
-import struct
-
 from pamqp import frame as pframe
-
-# --------------------------------------------------------------------------- helpers
 
 TAGS = [0, 1, 2, 255, 256, 2**16, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53 + 1, 2**63 - 1, 2**63,
         2**64 - 2, 2**64 - 1]
@@ -24,10 +20,6 @@ def s64(tag: int) -> int:
     delivery tags >= 2**63. The signed number with the same 8 bytes lets pamqp build (and
     decode) the reference frame for every tag up to 2**64-1."""
     return tag - 2**64 if tag >= 2**63 else tag
-
-
-def raw_frame(ftype: int, channel: int, payload: bytes, end: int = 0xCE) -> bytes:
-    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + bytes([end])
 
 
 def method_payload(obj) -> bytes:

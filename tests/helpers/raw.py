@@ -2,9 +2,10 @@
 
 It speaks just enough of the protocol to drive a broker frame by frame: the handshake
 (PLAIN or AMQPLAIN), sending arbitrary frames or raw bytes, and reading whole frames back
-(frames are buffered until complete before pamqp sees them, see pamqp-notes.md trap 3).
+(frames are buffered until complete before pamqp sees them: pamqp cannot decode a partial
+frame).
 
-    from amqp_raw import RawConnection
+    from helpers.raw import RawConnection
 
     with RawConnection.connect(amqp_url) as conn:      # handshake + connection.open
         conn.open_channel(1)
@@ -34,6 +35,7 @@ __all__ = [
     "amqplain_response",
     "parse_url",
     "plain_response",
+    "raw_frame",
 ]
 
 AMQP_091_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -47,6 +49,11 @@ DEFAULT_CAPABILITIES: dict[str, Any] = {
     "consumer_cancel_notify": True,
     "publisher_confirms": True,
 }
+
+
+def raw_frame(ftype: int, channel: int, payload: bytes, end: int = FRAME_END) -> bytes:
+    """One frame's bytes, built by hand (no validation: tests send what pamqp would refuse)."""
+    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + bytes([end])
 
 
 class PeerClosed(ConnectionError):
@@ -170,7 +177,8 @@ class RawConnection:
         self.sock.sendall(b"".join(frames))
 
     # ------------------------------------------------------------------ receiving
-    def _fill(self, deadline: float) -> None:
+    def fill(self, deadline: float) -> None:
+        """Read what the socket has into `buf` (waiting until `deadline` at most)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise socket.timeout("timed out waiting for data")
@@ -187,41 +195,54 @@ class RawConnection:
 
     def recv_exact(self, n: int, timeout: float | None = None) -> bytes:
         """Exactly n raw bytes (used e.g. for the 8-byte protocol header reply)."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = self.deadline(timeout)
         while len(self.buf) < n:
-            self._fill(deadline)
+            self.fill(deadline)
         data = bytes(self.buf[:n])
         del self.buf[:n]
         return data
 
-    def recv_frame(self, timeout: float | None = None) -> tuple[int, Any]:
-        """Next whole frame as (channel, obj). Raises socket.timeout or PeerClosed."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+    def deadline(self, timeout: float | None = None) -> float:
+        """The monotonic time a read started now gives up at (`timeout` or the default)."""
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+    def recv_raw_frame(self, deadline: float) -> tuple[int, int, bytes]:
+        """Next whole frame as (type, channel, payload), not decoded: for frames pamqp would
+        decode differently from the wire (typed tables, byte-exact content headers)."""
         while len(self.buf) < 7:
-            self._fill(deadline)
-        if self.buf[:4] == b"AMQP":
-            while len(self.buf) < 8:
-                self._fill(deadline)
-            consumed, channel, obj = frame.unmarshal(bytes(self.buf[:8]))
-            del self.buf[:8]
-            return channel, obj
-        _ftype, _ch, size = struct.unpack(">BHI", bytes(self.buf[:7]))
+            self.fill(deadline)
+        ftype, channel, size = struct.unpack(">BHI", bytes(self.buf[:7]))
         total = 7 + size + 1
         while len(self.buf) < total:
-            self._fill(deadline)
+            self.fill(deadline)
         raw = bytes(self.buf[:total])
         del self.buf[:total]
         if raw[-1] != FRAME_END:
             raise AssertionError(f"server sent a frame with bad frame-end {raw[-1]:#x}")
+        return ftype, channel, raw[7:-1]
+
+    def recv_frame(self, timeout: float | None = None) -> tuple[int, Any]:
+        """Next whole frame as (channel, obj). Raises socket.timeout or PeerClosed."""
+        deadline = self.deadline(timeout)
+        while len(self.buf) < 7:
+            self.fill(deadline)
+        if self.buf[:4] == b"AMQP":
+            while len(self.buf) < 8:
+                self.fill(deadline)
+            consumed, channel, obj = frame.unmarshal(bytes(self.buf[:8]))
+            del self.buf[:8]
+            return channel, obj
+        ftype, channel, payload = self.recv_raw_frame(deadline)
+        raw = raw_frame(ftype, channel, payload)
         consumed, channel, obj = frame.unmarshal(raw)
-        assert consumed == total, (consumed, total)
+        assert consumed == len(raw), (consumed, len(raw))
         return channel, obj
 
     def recv_method(
         self, timeout: float | None = None, skip_heartbeats: bool = True
     ) -> tuple[int, Any]:
         """Next frame that is not a heartbeat (unless skip_heartbeats=False)."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = self.deadline(timeout)
         while True:
             channel, obj = self.recv_frame(max(0.001, deadline - time.monotonic()))
             if skip_heartbeats and isinstance(obj, heartbeat.Heartbeat):
@@ -255,7 +276,7 @@ class RawConnection:
 
         Returns (reply_code, reply_text, class_id, method_id).
         """
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = self.deadline(timeout)
         while True:
             ch, obj = self.recv_frame(max(0.001, deadline - time.monotonic()))
             if isinstance(obj, commands.Connection.Close):
@@ -274,7 +295,7 @@ class RawConnection:
 
         Fails if a connection.close arrives instead.
         """
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = self.deadline(timeout)
         while True:
             ch, obj = self.recv_frame(max(0.001, deadline - time.monotonic()))
             if isinstance(obj, commands.Connection.Close):
@@ -292,7 +313,7 @@ class RawConnection:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                self._fill(deadline)
+                self.fill(deadline)
                 self.buf.clear()
         except PeerClosed:
             return True

@@ -11,12 +11,11 @@ import threading
 import time
 
 import pika
-import pika.exceptions
 import pytest
 from pamqp import commands as C
 
-from amqp_raw import PeerClosed, RawConnection
-from fuzz_frames import (
+from helpers.broker import BrokerThread
+from helpers.fuzz import (
     CHANNEL_CLOSE_CODES,
     CONNECTION_CLOSE_CODES,
     FRAME_MAX,
@@ -25,6 +24,8 @@ from fuzz_frames import (
     method,
     missing_bytes,
 )
+from helpers.pika_client import connect
+from helpers.raw import PeerClosed, RawConnection
 
 # =============================================================================================
 # Driving one case
@@ -51,14 +52,14 @@ def recv_frame(conn: RawConnection, timeout: float):
     does), which pamqp may be unable to decode. Raises socket.timeout or PeerClosed."""
     deadline = time.monotonic() + timeout
     while len(conn.buf) < 7:
-        conn._fill(deadline)
+        conn.fill(deadline)
     ftype, channel, size = struct.unpack_from(">BHI", conn.buf, 0)
     if ftype not in (1, 2, 3, 8):
         raise BadFrame(f"frame type {ftype} from the broker")
     if size > FRAME_MAX:
         raise BadFrame(f"frame of {size} bytes from the broker (frame_max {FRAME_MAX})")
     while len(conn.buf) < 8 + size:
-        conn._fill(deadline)
+        conn.fill(deadline)
     raw = bytes(conn.buf[: 8 + size])
     del conn.buf[: 8 + size]
     if raw[-1] != 0xCE:
@@ -200,16 +201,7 @@ def _check_close(obj, channel_level: bool) -> str | None:
 # Fixtures and helpers
 
 
-def _pika(url: str, **kw) -> pika.BlockingConnection:
-    params = pika.URLParameters(url)
-    params.socket_timeout = 5
-    params.blocked_connection_timeout = 10
-    for k, v in kw.items():
-        setattr(params, k, v)
-    return pika.BlockingConnection(params)
-
-
-def _broker_log_errors(records) -> list[logging.LogRecord]:
+def broker_log_errors(records) -> list[logging.LogRecord]:
     """ERROR records from the broker ("amqp_broker.*") or from asyncio on its behalf (an
     exception escaping a protocol callback is logged by asyncio, then the socket is dropped)."""
     return [
@@ -218,7 +210,7 @@ def _broker_log_errors(records) -> list[logging.LogRecord]:
     ]
 
 
-def _describe_record(record: logging.LogRecord) -> str:
+def describe_record(record: logging.LogRecord) -> str:
     text = record.getMessage().splitlines()[0]
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
@@ -232,7 +224,7 @@ def _describe_record(record: logging.LogRecord) -> str:
     return text
 
 
-def _bug_key(record: logging.LogRecord) -> str:
+def bug_key(record: logging.LogRecord) -> str:
     """Groups log records by exception type and the last three frames of its traceback (one
     key per distinct bug)."""
     if record.exc_info and record.exc_info[1] is not None:
@@ -274,7 +266,7 @@ class Bystander(threading.Thread):
     def run(self) -> None:
         conn = None
         try:
-            conn = _pika(self.url)
+            conn = connect(self.url)
             ch = conn.channel()
             ch.confirm_delivery()
             ch.queue_declare(self.queue, exclusive=True)
@@ -331,16 +323,7 @@ class Bystander(threading.Thread):
         return max((lat for t, lat in self.latencies if t >= since), default=0.0)
 
 
-def _wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def _hard_close(conn: RawConnection) -> None:
+def hard_close(conn: RawConnection) -> None:
     """Drop the TCP connection with a RST, as a killed process would."""
     try:
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -349,7 +332,7 @@ def _hard_close(conn: RawConnection) -> None:
     conn.close()
 
 
-def _broker_conn_for(own_broker, raw: RawConnection):
+def broker_conn_for(own_broker: BrokerThread, raw: RawConnection):
     """The broker's ClientConnection serving `raw` (matched by the client's address)."""
     local = raw.sock.getsockname()[:2]
     for conn in list(own_broker.broker.connections):
@@ -359,25 +342,10 @@ def _broker_conn_for(own_broker, raw: RawConnection):
     return None
 
 
-def _queue_count(url: str, queue: str) -> int | None:
-    """Ready messages in `queue` via passive declare; None when it does not exist (404)."""
-    conn = _pika(url)
-    try:
-        ch = conn.channel()
-        try:
-            return ch.queue_declare(queue, passive=True).method.message_count
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            assert exc.reply_code == 404, exc
-            return None
-    finally:
-        if conn.is_open:
-            conn.close()
-
-
-def _assert_broker_healthy(own_broker, uid: str) -> None:
+def assert_broker_healthy(own_broker: BrokerThread, uid: str) -> None:
     """The broker thread runs and a brand-new client can declare, publish and get."""
-    assert own_broker._thread.is_alive(), "the broker thread died"
-    conn = _pika(own_broker.url)
+    assert own_broker.is_alive(), "the broker thread died"
+    conn = connect(own_broker.url)
     try:
         ch = conn.channel()
         ch.confirm_delivery()

@@ -3,7 +3,7 @@
 Client libraries turn field tables into dicts and lose the wire type letters ('l' vs 'I', 'T'
 vs 'l', 'S' vs 'x') and the key order. This module decodes the raw content-header bytes itself:
 
-    from amqp_typed import raw_get
+    from helpers.typed import raw_get
 
     msg = raw_get(amqp_url, "dlq-x")          # basic.get over a raw socket, auto-ack
     msg.headers                               # [(key, (type_letter, value)), ...] in wire order
@@ -22,8 +22,9 @@ from decimal import Decimal
 from typing import Any
 
 from pamqp import commands
+from pamqp import frame as pframe
 
-from amqp_raw import FRAME_END, PeerClosed, RawConnection
+from helpers.raw import PeerClosed, RawConnection, raw_frame
 
 __all__ = [
     "RawClient",
@@ -209,42 +210,13 @@ class RawMessage:
         return [k for k, _ in self.headers]
 
 
-def _recv_raw(conn: RawConnection, deadline: float) -> tuple[int, int, bytes]:
-    """Next whole frame as (type, channel, payload) without pamqp decoding."""
-    while len(conn.buf) < 7:
-        conn._fill(deadline)
-    ftype, ch, size = struct.unpack(">BHI", bytes(conn.buf[:7]))
-    total = 7 + size + 1
-    while len(conn.buf) < total:
-        conn._fill(deadline)
-    raw = bytes(conn.buf[:total])
-    del conn.buf[:total]
-    if raw[-1] != FRAME_END:
-        raise AssertionError(f"bad frame end {raw[-1]:#x}")
-    return ftype, ch, raw[7:-1]
-
-
-def _read_message(conn: RawConnection, channel: int, deadline: float, first=None) -> RawMessage | None:
+def _read_message(conn: RawConnection, channel: int, deadline: float) -> RawMessage | None:
     """Read method (+ header + bodies) on `channel`; None for basic.get-empty."""
-    from pamqp import frame as pframe
-
-    method = first
-    while method is None:
-        ftype, ch, payload = _recv_raw(conn, deadline)
-        if ftype == 8:  # heartbeat
-            continue
-        if ftype != 1:
-            raise AssertionError(f"expected a method frame, got type {ftype}")
-        _c, _ch, obj = pframe.unmarshal(
-            struct.pack(">BHI", 1, ch, len(payload)) + payload + bytes([FRAME_END])
-        )
-        if isinstance(obj, (commands.Channel.Close, commands.Connection.Close)):
-            raise AssertionError(f"closed: {obj.reply_code} {obj.reply_text}")
-        method = obj
+    method = _read_method(conn, deadline)
     if isinstance(method, commands.Basic.GetEmpty):
         return None
     while True:
-        ftype, ch, payload = _recv_raw(conn, deadline)
+        ftype, ch, payload = conn.recv_raw_frame(deadline)
         if ftype == 8:
             continue
         assert ftype == 2 and ch == channel, (ftype, ch)
@@ -252,7 +224,7 @@ def _read_message(conn: RawConnection, channel: int, deadline: float, first=None
     _cls, body_size, props = decode_content_header(payload)
     body = b""
     while len(body) < body_size:
-        ftype, ch, chunk = _recv_raw(conn, deadline)
+        ftype, ch, chunk = conn.recv_raw_frame(deadline)
         if ftype == 8:
             continue
         assert ftype == 3 and ch == channel, (ftype, ch)
@@ -350,9 +322,9 @@ class RawClient:
     def publish(self, exchange: str, routing_key: str, body: bytes, header_payload: bytes) -> Any:
         """Publish with a hand-built content header; under confirms, wait for ack/nack."""
         method = frame_marshal_method(commands.Basic.Publish(exchange=exchange, routing_key=routing_key))
-        out = method + _frame(2, 1, header_payload)
+        out = method + raw_frame(2, 1, header_payload)
         if body:
-            out += _frame(3, 1, body)
+            out += raw_frame(3, 1, body)
         self.conn.send_bytes(out)
         if self.confirming:
             seq = self.next_seq
@@ -385,26 +357,18 @@ class RawClient:
         self.conn.rpc(commands.Basic.Qos(), 1, commands.Basic.QosOk)
 
 
-def _frame(ftype: int, channel: int, payload: bytes) -> bytes:
-    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + bytes([FRAME_END])
-
-
 def frame_marshal_method(method) -> bytes:
-    from pamqp import frame as pframe
-
     return pframe.marshal(method, 1)
 
 
 def _read_method(conn: RawConnection, deadline: float):
-    from pamqp import frame as pframe
-
     while True:
-        ftype, ch, payload = _recv_raw(conn, deadline)
+        ftype, ch, payload = conn.recv_raw_frame(deadline)
         if ftype == 8:
             continue
         if ftype != 1:
             raise AssertionError(f"expected a method frame, got type {ftype}")
-        _c, _ch, obj = pframe.unmarshal(_frame(1, ch, payload))
+        _c, _ch, obj = pframe.unmarshal(raw_frame(1, ch, payload))
         if isinstance(obj, (commands.Channel.Close, commands.Connection.Close)):
             raise AssertionError(f"closed: {obj.reply_code} {obj.reply_text}")
         return obj
@@ -413,16 +377,9 @@ def _read_method(conn: RawConnection, deadline: float):
 def raw_get(url: str, queue: str, timeout: float = 5.0, wait: float = 0.0) -> RawMessage | None:
     """basic.get (no_ack) over a fresh raw connection; polls for up to `wait` seconds."""
     deadline_wait = time.monotonic() + wait
-    with RawConnection.connect(url, timeout=timeout) as conn:
-        conn.open_channel(1)
+    with RawClient(url, timeout=timeout) as client:
         while True:
-            deadline = time.monotonic() + timeout
-            conn.send_frame(commands.Basic.Get(queue=queue, no_ack=True), 1)
-            msg = _read_message(conn, 1, deadline)
+            msg = client.get(queue, no_ack=True)
             if msg is not None or time.monotonic() >= deadline_wait:
-                try:
-                    conn.close_connection()
-                except (PeerClosed, OSError, socket.timeout, AssertionError):
-                    pass
                 return msg
             time.sleep(0.05)

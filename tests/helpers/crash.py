@@ -51,11 +51,8 @@ import contextlib
 import logging
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +60,8 @@ from pathlib import Path
 import aiormq
 import aiormq.exceptions
 from pamqp import commands as spec
+
+from helpers.process import clean_env, cli_command, free_port, port_open
 
 for _name in ("aiormq", "aiormq.connection", "aiormq.channel", "asyncio"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
@@ -77,31 +76,6 @@ CONSUMER_MODES = ("none", "tx", "ack")
 
 # --------------------------------------------------------------------------------------------
 # The broker process
-
-
-def cli_command() -> list[str]:
-    """The venv's `amqp-broker` script (next to sys.executable), else `python -m`."""
-    script = Path(sys.executable).parent / "amqp-broker"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("amqp-broker")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "amqp_broker.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class BrokerStartError(RuntimeError):
@@ -146,7 +120,7 @@ class BrokerProcess:
                 cli_command() + ["serve", "--host", "127.0.0.1", "--port", str(self.port),
                                  "--data-dir", str(self.data_dir), "--log-level", self.log_level],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={k: v for k, v in os.environ.items() if not k.startswith("AMQP_BROKER_")},
+                env=clean_env(),
             )
         deadline = t0 + timeout
         while time.monotonic() < deadline:

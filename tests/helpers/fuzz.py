@@ -2,7 +2,7 @@
 
 No pamqp validation here: the point is to send what pamqp would refuse to build. A failing fuzz
 case is reported with its seed and case number: `_replay(seed, n)` rebuilds exactly the same
-bytes (and `robust_common.drive(url, data)` sends them again).
+bytes (and `helpers.robust.drive(url, data)` sends them again).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import struct
 from pamqp import commands as C
 from pamqp import encode as pencode
 
-FRAME_END = b"\xce"
+from helpers.raw import raw_frame
+
 FRAME_MAX = 131072  # what our broker proposes in connection.tune
 PROBE_CHANNEL = 2047  # the fuzz never opens it, so channel.open on it must get open-ok
 MAX_MESSAGE_SIZE = 134217728
@@ -35,18 +36,14 @@ CONNECTION_CLOSE_CODES = {501, 502, 503, 504, 505, 506, 530, 540}
 # Wire encoding (no pamqp validation: we want to send what pamqp would refuse to build)
 
 
-def frame(ftype: int, channel: int, payload: bytes) -> bytes:
-    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + FRAME_END
-
-
-def _shortstr(value) -> bytes:
+def shortstr(value) -> bytes:
     value = value if value is not None else b""
     raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
     raw = raw[:255]
     return bytes((len(raw),)) + raw
 
 
-def _longstr(value) -> bytes:
+def longstr(value) -> bytes:
     value = value if value is not None else b""
     raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
     return struct.pack(">I", len(raw)) + raw
@@ -59,8 +56,8 @@ def _table(value) -> bytes:
 
 
 _ENCODERS = {
-    "shortstr": _shortstr,
-    "longstr": _longstr,
+    "shortstr": shortstr,
+    "longstr": longstr,
     "octet": lambda v: struct.pack(">B", (v or 0) & 0xFF),
     "short": lambda v: struct.pack(">H", (v or 0) & 0xFFFF),
     "long": lambda v: struct.pack(">I", (v or 0) & 0xFFFFFFFF),
@@ -98,16 +95,16 @@ def method_parts(cls, values: dict) -> list[tuple[str, bytes]]:
 
 
 def method(channel: int, cls, **values) -> bytes:
-    return frame(1, channel, b"".join(p for _k, p in method_parts(cls, values)))
+    return raw_frame(1, channel, b"".join(p for _k, p in method_parts(cls, values)))
 
 
 def content_header(channel: int, body_size: int, props: bytes = b"\x00\x00", class_id: int = 60,
                    weight: int = 0) -> bytes:
-    return frame(2, channel, struct.pack(">HHQ", class_id, weight, body_size) + props)
+    return raw_frame(2, channel, struct.pack(">HHQ", class_id, weight, body_size) + props)
 
 
 def body(channel: int, data: bytes) -> bytes:
-    return frame(3, channel, data)
+    return raw_frame(3, channel, data)
 
 
 def publish(channel: int, data: bytes, exchange: str = "", routing_key: str = "",
@@ -189,7 +186,7 @@ def _rand_int_bytes(rng: random.Random, fmt: str) -> bytes:
 def rand_value(rng: random.Random, depth: int = 0, key: str = "") -> bytes:
     """One field-table value (type letter + bytes), of any type, now and then corrupt."""
     if key in ("CC", "BCC") and rng.random() < 0.6:
-        items = [b"S" + _longstr(rng.choice(_NAME_POOL)) for _ in range(rng.randint(0, 3))]
+        items = [b"S" + longstr(rng.choice(_NAME_POOL)) for _ in range(rng.randint(0, 3))]
         if rng.random() < 0.3:
             items.append(rand_value(rng, depth + 1))
         inner = b"".join(items)
@@ -214,9 +211,9 @@ def rand_value(rng: random.Random, depth: int = 0, key: str = "") -> bytes:
         return b"D" + bytes((rng.choice((0, 2, 255)),)) + _rand_int_bytes(rng, ">I")
     if letter == "S":
         value = rng.choice(_STR_POOL + [rng.randbytes(rng.randint(0, 8))])
-        return b"S" + _longstr(value)
+        return b"S" + longstr(value)
     if letter == "x":
-        return b"x" + _longstr(rng.randbytes(rng.randint(0, 8)))
+        return b"x" + longstr(rng.randbytes(rng.randint(0, 8)))
     if letter == "T":
         return b"T" + rng.choice([struct.pack(">Q", 1700000000), b"\xff" * 8,
                                   b"\x7f" + b"\xff" * 7, rng.randbytes(8)])
@@ -237,7 +234,7 @@ def rand_table(rng: random.Random, depth: int = 0) -> bytes:
         kraw = key.encode()
         if rng.random() < 0.05:
             kraw = b"\xff\xfe"
-        entries.append(_shortstr(kraw) + rand_value(rng, depth, key))
+        entries.append(shortstr(kraw) + rand_value(rng, depth, key))
     inner = b"".join(entries)
     length = len(inner)
     r = rng.random()
@@ -362,13 +359,13 @@ def rand_properties(rng: random.Random) -> bytes:
         flags |= 0x8000 >> index
         kind = _PROP_KINDS[index]
         if index == 7:  # expiration
-            values.append(_shortstr(rng.choice(_EXPIRATIONS)))
+            values.append(shortstr(rng.choice(_EXPIRATIONS)))
         elif index == 11:  # user-id
-            values.append(_shortstr(rng.choice(["guest", "someone-else", ""])))
+            values.append(shortstr(rng.choice(["guest", "someone-else", ""])))
         elif index == 6:  # reply-to
-            values.append(_shortstr(rng.choice(["amq.rabbitmq.reply-to", "r", "amq.rabbitmq.reply-to.x"])))
+            values.append(shortstr(rng.choice(["amq.rabbitmq.reply-to", "r", "amq.rabbitmq.reply-to.x"])))
         elif kind == "s":
-            values.append(_shortstr(rand_shortstr(rng)))
+            values.append(shortstr(rand_shortstr(rng)))
         elif kind == "o":
             values.append(bytes((rng.choice((0, 1, 2, 9, 255)),)))
         elif kind == "q":
@@ -418,7 +415,7 @@ def case_random_frames(rng):
         payload = rng.randbytes(size)
         if ftype == 1 and size >= 4 and rng.random() < 0.7:  # a known class/method id
             payload = struct.pack(">I", rng.choice(ALL_METHODS).index) + payload[4:]
-        out.append(frame(ftype, channel, payload))
+        out.append(raw_frame(ftype, channel, payload))
     return "b:random-frames", b"".join(out)
 
 
@@ -440,7 +437,7 @@ def case_methods(rng):
             cls = rng.choice(ALL_METHODS)
             channel = rng.choice((0, 0, 1))
         parts = method_parts(cls, rand_method_values(rng, cls))
-        out.append(frame(1, channel, mutate_method(rng, parts)))
+        out.append(raw_frame(1, channel, mutate_method(rng, parts)))
     return "c:methods", b"".join(out)
 
 
@@ -462,7 +459,7 @@ def case_content(rng):
     weight = 0 if rng.random() < 0.95 else 1
     hdr = content_header(1, declared, props, class_id, weight)
     if rng.random() < 0.05:  # a header frame too short to hold class/weight/size/flags
-        hdr = frame(2, 1, rng.randbytes(rng.randint(0, 13)))
+        hdr = raw_frame(2, 1, rng.randbytes(rng.randint(0, 13)))
     bodies = [body(1, data[i : i + 100]) for i in range(0, len(data), 100)]
     frames = [pub, hdr] + bodies
     r = rng.random()
@@ -472,7 +469,7 @@ def case_content(rng):
         del frames[rng.randrange(len(frames))]
     elif r < 0.35:
         frames.insert(rng.randrange(1, len(frames) + 1), rng.choice(
-            [method(1, C.Basic.Qos, prefetch_count=2), hdr, pub, frame(8, 1, b""),
+            [method(1, C.Basic.Qos, prefetch_count=2), hdr, pub, raw_frame(8, 1, b""),
              body(1, b"x"), method(1, C.Channel.Close, reply_code=200)]))
     elif r < 0.4:
         frames = frames * 2
@@ -486,10 +483,10 @@ def case_content(rng):
     return "d:content", b"".join(frames)
 
 
-def _nested_table(depth: int) -> bytes:
+def nested_table(depth: int) -> bytes:
     table = pencode.field_table({})
     for _ in range(depth):
-        inner = _shortstr("n") + b"F" + table
+        inner = shortstr("n") + b"F" + table
         table = struct.pack(">I", len(inner)) + inner
     return table
 
@@ -514,24 +511,24 @@ def case_huge(rng):
     if kind == "table-len":
         parts = method_parts(C.Queue.Declare, {"queue": "fuzz-q-1", "arguments": {}})
         parts[-1] = ("table", struct.pack(">I", rng.choice((0xFFFFFFFF, 2**31, 70000))))
-        return "e:table-len", frame(1, 1, b"".join(p for _k, p in parts))
+        return "e:table-len", raw_frame(1, 1, b"".join(p for _k, p in parts))
     if kind == "nested":
         depth = rng.choice((50, 400, 3000, 10000))
-        return "e:nested", method(1, C.Queue.Declare, queue="fuzz-q-2", arguments=_nested_table(depth))
+        return "e:nested", method(1, C.Queue.Declare, queue="fuzz-q-2", arguments=nested_table(depth))
     if kind == "nested-headers":
         depth = rng.choice((50, 400, 3000, 10000))
-        props = struct.pack(">H", 0x2000) + _nested_table(depth)
+        props = struct.pack(">H", 0x2000) + nested_table(depth)
         exchange = rng.choice(("amq.headers", "fuzz-h", ""))
         return "e:nested-headers", publish(1, b"n", exchange, "fuzz-sink", props)
     if kind == "long-array":
         inner = b"V" * rng.choice((1000, 60000))
         arr = b"A" + struct.pack(">I", len(inner)) + inner
-        table = _shortstr("CC") + arr
+        table = shortstr("CC") + arr
         props = struct.pack(">H", 0x2000) + struct.pack(">I", len(table)) + table
         return "e:long-array", publish(1, b"a", "", "fuzz-sink", props)
     # shortstr announcing more bytes than the frame holds
     payload = struct.pack(">IH", C.Queue.Declare.index, 0) + b"\xff" + b"abc"
-    return "e:shortstr", frame(1, 1, payload)
+    return "e:shortstr", raw_frame(1, 1, payload)
 
 
 CATEGORIES = [(case_random_bytes, 60), (case_random_frames, 100), (case_methods, 240),

@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 from pamqp import commands as C
 
-from amqp_raw import RawConnection
+from helpers.raw import RawConnection
 
 CH = "channel"
 CONN = "connection"
@@ -96,7 +96,7 @@ class Case:
 
 
 # --------------------------------------------------------------------------- scenario helpers
-def _get_one(c: Ctx, q: str, channel: int = 1) -> int:
+def scenario_get_one(c: Ctx, q: str, channel: int = 1) -> int:
     """basic.get one message (ack mode) and swallow its content frames; returns delivery tag."""
     c.send(C.Basic.Get(queue=q), channel)
     ok = c.conn.expect(C.Basic.GetOk, channel)
@@ -105,7 +105,7 @@ def _get_one(c: Ctx, q: str, channel: int = 1) -> int:
     return ok.delivery_tag
 
 
-def _redeclare_queue(first: dict, second: dict):
+def redeclare_queue(first: dict, second: dict):
     def run(c: Ctx):
         q = c.queue(f"q-{c.u}", **first)
         c.send(C.Queue.Declare(queue=q, **second))
@@ -113,7 +113,7 @@ def _redeclare_queue(first: dict, second: dict):
     return run
 
 
-def _redeclare_exchange(first: dict, second: dict, name: str | None = None):
+def redeclare_exchange(first: dict, second: dict, name: str | None = None):
     def run(c: Ctx):
         f = {"exchange_type": "direct", **first}
         s = {"exchange_type": "direct", **second}
@@ -125,7 +125,7 @@ def _redeclare_exchange(first: dict, second: dict, name: str | None = None):
     return run
 
 
-def _from_other_connection(method_factory):
+def from_other_connection(method_factory):
     """Declare exclusive queue q-{u} on ctx.conn; send the method from another connection."""
 
     def run(c: Ctx):
@@ -138,7 +138,7 @@ def _from_other_connection(method_factory):
     return run
 
 
-def _bad_queue_arg(args: dict):
+def bad_queue_arg(args: dict):
     def run(c: Ctx):
         c.queues.append(f"q-{c.u}")  # in case it gets created after all
         c.send(C.Queue.Declare(queue=f"q-{c.u}", arguments=args))
@@ -146,54 +146,54 @@ def _bad_queue_arg(args: dict):
     return run
 
 
-def _publish(c: Ctx, **kw):
+def scenario_publish(c: Ctx, **kw):
     body = kw.pop("body", b"x")
     c.conn.publish(1, body, **kw)
 
 
-def _ack_twice(c: Ctx):
+def ack_twice(c: Ctx):
     q = c.queue(f"q-{c.u}", auto_delete=True)
     c.conn.publish(1, b"m", routing_key=q)
-    tag = _get_one(c, q)
+    tag = scenario_get_one(c, q)
     c.send(C.Basic.Ack(delivery_tag=tag))
     c.send(C.Basic.Ack(delivery_tag=tag))
 
 
-def _ack_on_other_channel(c: Ctx):
+def ack_on_other_channel(c: Ctx):
     q = c.queue(f"q-{c.u}", auto_delete=True)
     c.conn.open_channel(2)
     c.conn.publish(1, b"m", routing_key=q)
-    tag = _get_one(c, q)
+    tag = scenario_get_one(c, q)
     c.send(C.Basic.Ack(delivery_tag=tag), 2)
     return c.conn, 2
 
 
-def _consume_then(c: Ctx, second: dict, first: dict | None = None):
+def consume_then(c: Ctx, second: dict, first: dict | None = None):
     q = c.queue(f"q-{c.u}", auto_delete=True)
     c.ok(C.Basic.Consume(queue=q, consumer_tag=f"ct-{c.u}", **(first or {})))
     c.send(C.Basic.Consume(queue=q, **second))
 
 
-def _delete_in_use(c: Ctx):
+def delete_in_use(c: Ctx):
     q = c.queue(f"q-{c.u}")
     c.ok(C.Basic.Consume(queue=q))
     c.send(C.Queue.Delete(queue=q, if_unused=True))
 
 
-def _delete_not_empty(c: Ctx):
+def delete_not_empty(c: Ctx):
     q = c.queue(f"q-{c.u}")
     c.conn.publish(1, b"m", routing_key=q)
     c.send(C.Queue.Delete(queue=q, if_empty=True))
 
 
-def _exchange_delete_in_use(c: Ctx):
+def exchange_delete_in_use(c: Ctx):
     src = c.exchange(f"x-{c.u}")
     dst = c.exchange(f"x2-{c.u}")
     c.ok(C.Exchange.Bind(destination=dst, source=src, routing_key="k"))
     c.send(C.Exchange.Delete(exchange=src, if_unused=True))
 
 
-def _exchange_delete_in_use_by_queue(c: Ctx):
+def exchange_delete_in_use_by_queue(c: Ctx):
     x = c.exchange(f"x-{c.u}")
     q = c.queue(f"q-{c.u}", auto_delete=True)
     c.ok(C.Queue.Bind(queue=q, exchange=x, routing_key="k"))

@@ -1,5 +1,5 @@
-"""Helpers of the durability tests (test_durability*.py): a restartable broker `Node` on one data
-dir (`node` fixture), persistent / transient properties, publish / get / existence helpers.
+"""Helpers of the durability and restart tests: a restartable broker `Node` on one data dir
+(`node` fixture, in the test's tmp_path), persistent / transient properties, publish helpers.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from pathlib import Path
 import pika
 import pika.exceptions
 import pytest
+from pika.adapters.blocking_connection import BlockingChannel
 
-from conftest import BrokerThread
+from helpers.broker import BrokerThread
+from helpers.pika_client import connect, exchange_exists, queue_exists
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 TRANSIENT = pika.BasicProperties(delivery_mode=1)
@@ -58,10 +60,8 @@ class Node:
         return self.bt.url
 
     def connect(self) -> pika.BlockingConnection:
-        params = pika.URLParameters(self.url)
-        params.socket_timeout = 5
-        params.blocked_connection_timeout = 10
-        c = pika.BlockingConnection(params)
+        """A connection to the running broker, closed when it stops."""
+        c = connect(self.url)
         self.conns.append(c)
         return c
 
@@ -70,6 +70,19 @@ class Node:
         if confirm:
             ch.confirm_delivery()
         return ch
+
+    def open(self) -> tuple[pika.BlockingConnection, BlockingChannel]:
+        """A new connection and a confirm-mode channel on it."""
+        c = self.connect()
+        ch = c.channel()
+        ch.confirm_delivery()
+        return c, ch
+
+    def has_queue(self, q: str) -> bool:
+        return queue_exists(self.connect(), q)
+
+    def has_exchange(self, x: str) -> bool:
+        return exchange_exists(self.connect(), x)
 
 
 @pytest.fixture
@@ -91,44 +104,6 @@ def publish(ch, routing_key, bodies, exchange="", props=PERSISTENT, mandatory=Fa
 
 def numbers(n, start=1) -> list[bytes]:
     return [str(i).encode() for i in range(start, start + n)]
-
-
-def get_all(ch, q) -> list[tuple[bytes, bool]]:
-    """basic.get with auto-ack until empty: [(body, redelivered)]."""
-    out = []
-    while True:
-        m, _p, b = ch.basic_get(q, auto_ack=True)
-        if m is None:
-            return out
-        out.append((b, m.redelivered))
-
-
-def bodies(ch, q) -> list[bytes]:
-    return [b for b, _ in get_all(ch, q)]
-
-
-def count(ch, q) -> int:
-    return ch.queue_declare(q, passive=True).method.message_count
-
-
-def exists_queue(node: Node, q: str) -> bool:
-    ch = node.channel(confirm=False)
-    try:
-        ch.queue_declare(q, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        assert exc.reply_code == 404, exc
-        return False
-
-
-def exists_exchange(node: Node, x: str) -> bool:
-    ch = node.channel(confirm=False)
-    try:
-        ch.exchange_declare(x, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        assert exc.reply_code == 404, exc
-        return False
 
 
 def closed_with(code: int, fn, *args, **kwargs) -> pika.exceptions.ChannelClosedByBroker:
