@@ -7,6 +7,7 @@ because applications parse it. Every other header is kept byte for byte (see raw
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -26,7 +27,6 @@ X_DEATH = b"x-death"
 _QUEUE = b"queue"
 _REASON = b"reason"
 _COUNT = b"count"
-_REWRITTEN: dict = {}  # (header, reason, queue, exchange, routing key, second, drop CC) -> result
 
 
 def death_routing_keys(msg: Message) -> list[str]:
@@ -134,6 +134,15 @@ def is_cycle(queue: str, deaths: list[tuple[str | None, str | None]]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
+def _rewritten(header: bytes, reason: str, queue: str, exchange: str, routing_key: str, second: int,
+               drop_cc: bool):
+    """rewrite_header, memoised: it is a pure function of its arguments, and messages that
+    die together usually carry identical headers (same properties, same second in x-death's
+    `time`), so each distinct header is rewritten once."""
+    return rewrite_header(header, reason, queue, exchange, routing_key, second, drop_cc)
+
+
 def dead_letter(queue: "Queue", msg: Message, reason: str) -> None:
     """Republish `msg`, which died in `queue`, to the queue's dead-letter exchange."""
     dlx_name = queue.dlx
@@ -145,20 +154,12 @@ def dead_letter(queue: "Queue", msg: Message, reason: str) -> None:
         return  # a missing dead-letter exchange drops the message, silently, as RabbitMQ
     dlrk = queue.dlrk
     keys = [dlrk] if dlrk is not None else death_routing_keys(msg)
-    # Messages that die together usually carry identical headers (same properties, same
-    # second in x-death's `time`): rewrite each distinct header once.
-    key = (msg.header, reason, queue.name, msg.exchange, msg.routing_key, int(time.time()), dlrk is not None)
-    cached = _REWRITTEN.get(key)
-    if cached is None:
-        try:
-            cached = rewrite_header(*key)
-        except (ValueError, IndexError) as exc:
-            log.warning("cannot dead-letter a message from %r (malformed headers: %s)", queue.name, exc)
-            return
-        if len(_REWRITTEN) >= 256:
-            _REWRITTEN.clear()
-        _REWRITTEN[key] = cached
-    header, deaths = cached
+    try:
+        header, deaths = _rewritten(msg.header, reason, queue.name, msg.exchange, msg.routing_key,
+                                    int(time.time()), dlrk is not None)
+    except (ValueError, IndexError) as exc:
+        log.warning("cannot dead-letter a message from %r (malformed headers: %s)", queue.name, exc)
+        return
     dead = Message(dlx_name, keys[0], header, msg.body)
     dead.persistent = msg.persistent
     dead.extra_keys = keys[1:] or None

@@ -36,6 +36,12 @@ _MODE_ONLY = {1: (1, None), 2: (2, None)}
 _NO_PROPERTIES = (None, None)
 
 
+def has_properties(header: bytes) -> bool:
+    """Whether the property flags (bytes 12-13) announce any property at all: lets the
+    per-message paths skip parsing a header that has none."""
+    return bool(header[12] or header[13])
+
+
 def peek_publish(header: bytes):
     """The publish hot path's look at a content header: -> (delivery_mode, expiration text)
     when the property list is one of the two common well-formed shapes — nothing, delivery-mode

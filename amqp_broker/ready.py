@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from .properties import has_properties
 from .queue_entry import seq_of
 
 
@@ -36,7 +37,8 @@ class PriorityReady:
         self._len = 0
 
     def level_of(self, entry) -> int:
-        priority = entry.msg.props.priority if entry.msg.header[12] or entry.msg.header[13] else None
+        msg = entry.msg
+        priority = msg.props.priority if has_properties(msg.header) else None
         if not priority:
             return 0
         return min(priority, self.max_priority)

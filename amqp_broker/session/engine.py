@@ -113,7 +113,8 @@ class Session:
                 self._held_frames = frames[position:]
                 return
             if self.state >= CLOSING:
-                self._while_closing(ftype, number, payload)
+                if self.state == CLOSING:
+                    handshake.while_closing(self, ftype, number, payload)
                 continue
             channel = channels.get(number) if number else None
             index = 0
@@ -205,21 +206,10 @@ class Session:
         """The peer's connection.close: answer close-ok, then linger (see effects.Linger)."""
         self._teardown_channels()
         self.send(handshake.connection_close_ok())
-        self._linger()
+        self.linger()
 
-    def _while_closing(self, ftype: int, number: int, payload: bytes) -> None:
-        """After our connection.close only close-ok / a crossing close count; everything else,
-        malformed or not, is ignored (rabbit_reader in state closing)."""
-        if ftype != FRAME_METHOD or number != 0 or len(payload) < 4 or self.state == CLOSED:
-            return
-        index = codec.method_index(payload)
-        if index == codec.CONNECTION_CLOSE_OK:
-            self._linger()
-        elif index == codec.CONNECTION_CLOSE:  # crossing ours
-            self.send(handshake.connection_close_ok())
-            self._linger()
-
-    def _linger(self) -> None:
+    def linger(self) -> None:
+        """The closing handshake is complete (see effects.Linger)."""
         self._finish(effects.LINGER)
         self.timers.set_deadline(self.now + LINGER_TIMEOUT)
 

@@ -110,6 +110,19 @@ def channel_zero(session, ftype: int, payload: bytes) -> None:
         raise
 
 
+def while_closing(session, ftype: int, number: int, payload: bytes) -> None:
+    """After our connection.close only close-ok / a crossing close count; everything else,
+    malformed or not, is ignored (rabbit_reader in state closing)."""
+    if ftype != FRAME_METHOD or number != 0 or len(payload) < 4:
+        return
+    index = codec.method_index(payload)
+    if index == codec.CONNECTION_CLOSE_OK:
+        session.linger()
+    elif index == codec.CONNECTION_CLOSE:  # crossing ours
+        session.send(connection_close_ok())
+        session.linger()
+
+
 def _connection_method(session, obj) -> None:
     state = session.state
     kind = type(obj)
