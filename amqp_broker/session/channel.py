@@ -26,6 +26,7 @@ class ChannelSession:
         self.out = session.outbox  # deliveries go straight to it (the per-message path)
         self.number = number
         self.vhost = session.vhost
+        self.delayed = session.broker.delayed  # x-delayed-message holds, for the publish path
         self.open = True  # False once torn down (closed, or closing after our channel.close)
         self.paused = session.write_paused
         self.consumers: dict = {}  # tag -> Consumer

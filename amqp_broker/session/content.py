@@ -67,7 +67,12 @@ class ContentAssembler:
         """A body frame after the header (the engine checked)."""
         remaining = self._remaining - len(payload)
         if remaining == 0 and not self._body:
-            self._finish(self._header, payload)
+            # the common case, a body in one frame: _finish inlined (one call less per message)
+            exchange, routing_key, mandatory = self._publish
+            header = self._header
+            self._publish = self._header = None
+            self.expecting = self.has_header = False
+            self._complete(Message(exchange, routing_key, header, payload), mandatory)
             return
         if remaining < 0:  # more body than announced
             raise AMQPError(errors.UNEXPECTED_FRAME, _BODY_EXPECTED)

@@ -76,12 +76,11 @@ def route(ch, msg: Message, exchange, mandatory: bool) -> None:
     if not msg.exchange and msg.routing_key.startswith(REPLY_TO_PREFIX):
         _publish_reply(ch, msg, mandatory, seq)
         return
-    session = ch.session
-    outcome = publish(ch.vhost, exchange, msg, session.broker.delayed)
+    outcome = publish(ch.vhost, exchange, msg, ch.delayed)
     if not outcome & ROUTED and mandatory:
         ch.send_return(msg, errors.NO_ROUTE, "NO_ROUTE")
     if outcome & STORED and ch.vhost.store.backlogged:
-        session.store_behind()
+        ch.session.store_behind()
     if confirm is None:
         return
     if outcome & REJECTED:
