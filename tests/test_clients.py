@@ -18,6 +18,7 @@ import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from helpers.pika_client import delete_all
+from helpers.wait import HANG_GUARD
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,7 +43,7 @@ def test_pika_blocking_connection(amqp_url, uid):
             c.basic_ack(method.delivery_tag)
 
         tag = ch.basic_consume(q, on_message)
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + HANG_GUARD
         while len(got) < 5 and time.monotonic() < deadline:
             conn.process_data_events(time_limit=0.02)
         ch.basic_cancel(tag)
@@ -62,7 +63,7 @@ def test_pika_blocking_consume_generator(amqp_url, uid):
         for i in range(3):
             ch.basic_publish("", q, str(i).encode())
         got = []
-        for method, props, body in ch.consume(q, inactivity_timeout=2):
+        for method, props, body in ch.consume(q, inactivity_timeout=HANG_GUARD):
             assert method is not None, "timed out"
             got.append(body)
             ch.basic_ack(method.delivery_tag)
@@ -120,7 +121,7 @@ def test_pika_select_connection(amqp_url, uid):
         else:
             conn.ioloop.call_later(0.05, finish_when_done)
 
-    give_up = time.monotonic() + 5
+    give_up = time.monotonic() + HANG_GUARD
     conn.ioloop.call_later(0.05, finish_when_done)
     conn.ioloop.start()
     assert state["error"] is None
@@ -232,7 +233,7 @@ def test_py_amqp(amqp_url, uid):
                          routing_key=q)
         got = []
         ch.basic_consume(q, callback=lambda m: (got.append(m), m.channel.basic_ack(m.delivery_tag)))
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + HANG_GUARD
         while not got and time.monotonic() < deadline:
             try:
                 conn.drain_events(timeout=0.2)
@@ -264,7 +265,7 @@ def test_kombu_producer_consumer(amqp_url, uid, scheme):
             message.ack()
 
         with Consumer(conn, queues=[queue], callbacks=[on_message], accept=["json"]):
-            deadline = time.monotonic() + 3
+            deadline = time.monotonic() + HANG_GUARD
             while len(got) < 3 and time.monotonic() < deadline:
                 try:
                     conn.drain_events(timeout=0.2)
@@ -280,13 +281,13 @@ def test_kombu_simple_queue(amqp_url, uid):
         try:
             for i in range(3):
                 sq.put({"i": i})
-            deadline = time.monotonic() + 2
+            deadline = time.monotonic() + HANG_GUARD
             while sq.qsize() < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert sq.qsize() == 3
             out = []
             for _ in range(3):
-                msg = sq.get(block=True, timeout=2)
+                msg = sq.get(block=True, timeout=HANG_GUARD)
                 out.append(msg.payload)
                 msg.ack()
             assert out == [{"i": 0}, {"i": 1}, {"i": 2}]
@@ -294,9 +295,9 @@ def test_kombu_simple_queue(amqp_url, uid):
                 sq.get(block=True, timeout=0.3)
             # reject/requeue through kombu
             sq.put("again")
-            msg = sq.get(block=True, timeout=2)
+            msg = sq.get(block=True, timeout=HANG_GUARD)
             msg.requeue()
-            msg = sq.get(block=True, timeout=2)
+            msg = sq.get(block=True, timeout=HANG_GUARD)
             assert msg.payload == "again" and msg.delivery_info["redelivered"] is True
             msg.ack()
         finally:
@@ -310,7 +311,7 @@ def test_kombu_simple_buffer_and_get_nowait(amqp_url, uid):
         q = conn.SimpleBuffer(name)  # no-ack, auto-delete queue
         try:
             q.put(b"raw bytes", serializer=None, content_type="application/data", content_encoding="binary")
-            deadline = time.monotonic() + 2
+            deadline = time.monotonic() + HANG_GUARD
             while True:
                 try:
                     msg = q.get_nowait()
@@ -355,7 +356,7 @@ async def test_kombu_to_aio_pika_interop(amqp_url, uid):
             with Connection(amqp_url, connect_timeout=5) as kconn:
                 sq = kconn.SimpleQueue(Queue(name, durable=False, auto_delete=False))
                 try:
-                    m = sq.get(block=True, timeout=2)
+                    m = sq.get(block=True, timeout=HANG_GUARD)
                     m.ack()
                     return m.payload
                 finally:
@@ -378,7 +379,7 @@ def test_pika_to_kombu_headers_and_properties(amqp_url, uid):
     with Connection(amqp_url, connect_timeout=5) as kconn:
         sq = kconn.SimpleQueue(Queue(name, durable=False, auto_delete=False))
         try:
-            m = sq.get(block=True, timeout=2)
+            m = sq.get(block=True, timeout=HANG_GUARD)
             assert m.body == b"plain"
             assert m.content_type == "text/plain"
             assert m.headers == {"x": [1, "a"]}

@@ -19,6 +19,7 @@ import pytest
 
 from helpers.pika_client import conn, queue  # noqa: F401 - pytest fixtures
 from helpers.pika_client import message_count
+from helpers.wait import HANG_GUARD
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -459,7 +460,7 @@ def test_confirms_and_consumer_on_same_channel(conn, queue):
     ch.basic_consume(q, lambda c, m, p, b: got.append(m.delivery_tag))
     for _ in range(3):
         ch.basic_publish("", q, b"x")
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + HANG_GUARD
     while len(got) < 3 and time.monotonic() < deadline:
         conn.process_data_events(time_limit=0.02)
     assert got == [1, 2, 3]

@@ -22,8 +22,9 @@ from pamqp import commands
 from helpers.durability import Node
 from helpers.durability import node  # noqa: F401 - pytest fixture
 from helpers.pika_client import ch, conn  # noqa: F401 - pytest fixtures
-from helpers.pika_client import connect
+from helpers.pika_client import connect, ready_count
 from helpers.typed import RawClient
+from helpers.wait import HANG_GUARD, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,8 +54,9 @@ def setup(ch, uid, xtype="direct", key="k", durable=False, qdurable=False, **xkw
     return x, q
 
 
-def collect(conn, ch, queue: str, n: int, timeout: float = 5.0) -> list[tuple]:
-    """Consume until `n` messages came: [(arrival time.time(), body, properties)]."""
+def collect(conn, ch, queue: str, n: int, timeout: float = HANG_GUARD) -> list[tuple]:
+    """Consume until `n` messages came: [(arrival time.time(), body, properties)]; the
+    timeout is a hang guard only."""
     got = []
 
     def on_message(_ch, _method, properties, body):
@@ -73,6 +75,15 @@ def get_now(ch, queue: str):
     return None if method is None else (body, properties)
 
 
+def assert_held(ch, queue: str, t0: float, delay_ms: int) -> None:
+    """Nothing was routed to `queue` yet by a message published after `t0` (time.time()) with
+    `delay_ms`, unless that delay may have run out meanwhile: on a slow machine this side can
+    take that long, and routing when due is right. So what fails is a message routed early,
+    never a slow check. Counts without consuming, so the test can collect the message after."""
+    count = ready_count(ch, queue)
+    assert count == 0 or time.time() - t0 >= delay_ms / 1000, (count, time.time() - t0)
+
+
 # --------------------------------------------------------------------------------------------
 # holding and routing
 
@@ -82,12 +93,13 @@ def test_delays_order_by_due_time(conn, ch, uid):
     t0 = time.time()
     ch.basic_publish(x, "k", b"slow", properties=props(600))
     ch.basic_publish(x, "k", b"fast", properties=props(200))
-    assert get_now(ch, q) is None  # nothing routed yet
+    assert_held(ch, q, t0, 200)  # nothing routed yet
     got = collect(conn, ch, q, 2)
-    assert [b for _, b, _ in got] == [b"fast", b"slow"]
+    assert [b for _, b, _ in got] == [b"fast", b"slow"]  # due order, not publish order
     fast, slow = got[0][0] - t0, got[1][0] - t0
-    assert 0.19 <= fast < 0.55, fast
-    assert 0.59 <= slow < 1.0, slow
+    # each not before its delay; how soon after is the machine's business (no upper bound)
+    assert fast >= 0.19, fast
+    assert slow >= 0.59, slow
 
 
 @pytest.mark.parametrize("xtype, key, bind_args, rk, headers, miss_key, miss_args", [
@@ -105,8 +117,9 @@ def test_routes_as_the_delayed_type(conn, ch, uid, xtype, key, bind_args, rk, he
     ch.queue_bind(hit, x, key, arguments=bind_args)
     if miss_key is not None:
         ch.queue_bind(miss, x, miss_key, arguments=miss_args)
+    t0 = time.time()
     ch.basic_publish(x, rk, b"m", properties=props(150, **headers))
-    assert get_now(ch, hit) is None
+    assert_held(ch, hit, t0, 150)
     got = collect(conn, ch, hit, 1)
     assert [b for _, b, _ in got] == [b"m"]
     time.sleep(0.05)
@@ -183,7 +196,7 @@ def test_x_delay_field_types(conn, ch, own_broker, uid, letter, raw, delay):
     if delay is None:
         assert get_now(ch, q) is not None  # routed at once
         return
-    assert get_now(ch, q) is None
+    assert_held(ch, q, t0, delay)
     (t, _, p), = collect(conn, ch, q, 1)
     assert t - t0 >= delay / 1000 - 0.01
     assert p.headers == {"x-delay": -delay}  # always a signedint now
@@ -233,8 +246,9 @@ def test_tx_publish_is_held_from_the_commit(own_broker, uid):
         ch.basic_publish(x, "k", b"m", properties=props(150))
         time.sleep(0.25)
         assert get_now(ch, q) is None  # not committed: not even held
+        t_commit = time.time()
         ch.tx_commit()
-        assert get_now(ch, q) is None
+        assert_held(ch, q, t_commit, 150)  # held from the commit: not overdue at once
         assert [b for _, b, _ in collect(c, ch, q, 1)] == [b"m"]
     finally:
         c.close()
@@ -242,13 +256,15 @@ def test_tx_publish_is_held_from_the_commit(own_broker, uid):
 
 def test_deleting_the_exchange_drops_held_messages(conn, ch, uid):
     x, q = setup(ch, uid)
+    t0 = time.time()
     ch.basic_publish(x, "k", b"gone", properties=props(200))
     ch.exchange_delete(x)
+    deleted_in_time = time.time() - t0 < 0.2  # else it may rightly have been routed before
     # the same name again, bound again: the held message does not come back through it
     ch.exchange_declare(x, XD, arguments={"x-delayed-type": "direct"})
     ch.queue_bind(q, x, "k")
     time.sleep(0.4)
-    assert get_now(ch, q) is None
+    assert get_now(ch, q) is None or not deleted_in_time
     ch.basic_publish(x, "k", b"new", properties=props(50))
     assert [b for _, b, _ in collect(conn, ch, q, 1)] == [b"new"]
 
@@ -257,9 +273,21 @@ def test_bindings_at_due_time_decide(conn, ch, uid):
     x, q = setup(ch, uid)
     late = f"late-{uid}"
     ch.queue_declare(late)
-    ch.basic_publish(x, "k", b"m", properties=props(200))
-    ch.queue_unbind(q, x, "k")
-    ch.queue_bind(late, x, "k")
+    # The bindings must change while the message is held. Whether they did is measured here
+    # (the broker's delay starts after t0), never assumed: a machine too slow to rebind within
+    # the delay gets a longer one, not a failure.
+    for attempt, delay in enumerate((200, 1000, 5000)):
+        key = f"k{attempt}"
+        ch.queue_bind(q, x, key)
+        t0 = time.time()
+        ch.basic_publish(x, key, b"m", properties=props(delay))
+        ch.queue_unbind(q, x, key)
+        ch.queue_bind(late, x, key)
+        if time.time() - t0 < delay / 1000:
+            break
+        assert wait_until(lambda: ready_count(ch, q) + ready_count(ch, late) == 1)
+        ch.queue_purge(q)
+        ch.queue_purge(late)
     assert [b for _, b, _ in collect(conn, ch, late, 1)] == [b"m"]
     assert get_now(ch, q) is None
 
@@ -269,10 +297,11 @@ def test_bindings_at_due_time_decide(conn, ch, uid):
 
 
 def test_confirm_comes_at_once_not_when_routed(ch, uid):
+    """Held for an hour, yet confirmed: had the confirm waited for the routing, the publish
+    would block past the test's timeout (a hang guard; how fast the confirm comes is not
+    timed)."""
     x, q = setup(ch, uid, durable=True)
-    t0 = time.monotonic()
-    ch.basic_publish(x, "k", b"m", properties=props(1500))  # blocks until basic.ack
-    assert time.monotonic() - t0 < 0.75
+    ch.basic_publish(x, "k", b"m", properties=props(3_600_000))  # blocks until basic.ack
     assert get_now(ch, q) is None
     ch.exchange_delete(x)
 
@@ -297,7 +326,7 @@ def test_mandatory_return_carries_the_original_message(own_broker, uid):
         returned = []
         ch.add_on_return_callback(lambda _ch, method, p, body: returned.append((method, p, body)))
         ch.basic_publish(x, "k", b"m", properties=props(100), mandatory=True)
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + HANG_GUARD
         while not returned and time.monotonic() < deadline:
             c.process_data_events(time_limit=0.02)
         (method, p, body), = returned
@@ -420,12 +449,22 @@ def test_durable_held_messages_survive_restart_at_their_due_time(node, uid):
     time.sleep(1.0)  # down for a while: a delay counted from the restart would show
     node.start()
     c, ch = node.open()
-    got = collect(c, ch, q, 2, timeout=6)
-    assert [b for _, b, _ in got] == [b"sooner", b"later"]
-    for (t, _, p), delay in zip(got, (1.8, 2.5)):
-        assert delay - 0.02 <= t - t0 < delay + 0.6, (t - t0, delay)
-        assert p.headers == {"x-delay": -int(delay * 1000)}
-    assert got[1][2].delivery_mode == 2
+    # A marker held 0.8 s from now: due after "sooner" (t0 + 1.8 s, since now is past t0 + 1 s
+    # of sleep), but before a "sooner" counted from the restart (restart + 1.8 s) unless the
+    # restart and this publish took 1 s. The order shows the due time was kept, with no upper
+    # time bound.
+    ch.basic_publish(x, "k", b"marker", properties=props(800))
+    got = collect(c, ch, q, 3)
+    bodies = [b for _, b, _ in got]
+    assert sorted(bodies) == [b"later", b"marker", b"sooner"]
+    assert bodies.index(b"sooner") < bodies.index(b"marker")
+    assert bodies.index(b"sooner") < bodies.index(b"later")
+    for (t, body, p) in got:
+        if body != b"marker":
+            delay = {b"sooner": 1.8, b"later": 2.5}[body]
+            assert t - t0 >= delay - 0.02, (t - t0, delay)  # not before its due time
+            assert p.headers == {"x-delay": -int(delay * 1000)}
+    assert got[bodies.index(b"later")][2].delivery_mode == 2
     node.stop()
     assert delayed_rows(node) == []  # routed: the rows are gone
 
@@ -438,17 +477,18 @@ def test_overdue_at_restart_are_routed_at_once(node, uid):
     time.sleep(0.6)
     node.start()
     c, ch = node.open()
-    t1 = time.time()
-    got = collect(c, ch, q, 1, timeout=3)
-    assert [b for _, b, _ in got] == [b"overdue"]
-    assert got[0][0] - t1 < 0.3
+    # routed at once: already in the queue before a plain message published on the first
+    # connection after the restart (an order, not a time bound)
+    ch.basic_publish("", q, b"after restart")
+    got = collect(c, ch, q, 2)
+    assert [b for _, b, _ in got] == [b"overdue", b"after restart"]
 
 
 def test_routed_persistent_message_is_then_an_ordinary_stored_message(node, uid):
     c, ch = node.open()
     x, q = setup(ch, uid, durable=True, qdurable=True)
     ch.basic_publish(x, "k", b"p", properties=pika.BasicProperties(headers={"x-delay": 100}, delivery_mode=2))
-    time.sleep(0.4)
+    assert wait_until(lambda: ready_count(ch, q) == 1)  # routed
     node.stop()
     assert delayed_rows(node) == []
     node.start()

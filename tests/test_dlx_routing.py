@@ -164,7 +164,7 @@ def test_two_queue_ttl_cycle_is_dropped(env):
     env.bind(a, fx)
     env.bind(observer, fx)
     env.publish("", a, b"c2")
-    msg = dl_get(env, observer, wait=3)
+    msg = dl_get(env, observer)
     e_b, e_a = xdeath_entries(msg)
     assert_entry(e_b, count=1, reason="expired", queue=b, exchange="", routing_keys=[b],
                  sorted_keys=True)

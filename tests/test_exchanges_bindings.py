@@ -18,6 +18,7 @@ from helpers.pika_client import ch, conn  # noqa: F401 - pytest fixtures
 from helpers.pika_client import drain, expect_channel_error
 from helpers.pika_client import cleanup  # noqa: F401 - pytest fixture
 from helpers.exchanges import declare_exchange, declare_queue, get_one
+from helpers.wait import HANG_GUARD
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -261,7 +262,7 @@ def test_mandatory_unroutable_on_return_callback(conn, uid):
         lambda _ch, method, props, body: returned.append((method, props, body)))
     ch.basic_publish("", f"no-such-queue-{uid}", b"r1", mandatory=True)
     ch.basic_publish("", f"no-such-queue-{uid}", b"not-mandatory")
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + HANG_GUARD
     while not returned and time.monotonic() < deadline:
         conn.process_data_events(0.05)
     conn.process_data_events(0.1)

@@ -34,6 +34,7 @@ from helpers.typed import raw_get
 from helpers.dlx import Env, assert_entry, xdeath_entries
 from helpers.dlx import env  # noqa: F401 - pytest fixture
 from helpers.pika_client import connect, settle
+from helpers.wait import HANG_GUARD
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,7 +61,7 @@ def test_max_length_drop_head_dead_letters_oldest(env):
     publish_many(env, q, [b"1", b"2", b"3", b"4"])
     assert env.wait_count(dlq, 2) == 2
     for body in [b"1", b"2"]:
-        msg = raw_get(env.url, dlq, wait=1)
+        msg = raw_get(env.url, dlq, wait=HANG_GUARD)
         assert msg.body == body
         (entry,) = xdeath_entries(msg)
         assert_entry(entry, count=1, reason="maxlen", queue=q, exchange="", routing_keys=[q])
@@ -72,7 +73,7 @@ def test_max_length_zero_drops_everything(env):
     q = env.queue("ml0", {"x-max-length": 0, "x-dead-letter-exchange": dlx})
     env.publish("", q, b"z")
     assert env.count(q) == 0
-    msg = raw_get(env.url, dlq, wait=2)
+    msg = raw_get(env.url, dlq, wait=HANG_GUARD)
     (entry,) = xdeath_entries(msg)
     assert_entry(entry, count=1, reason="maxlen", queue=q, exchange="", routing_keys=[q])
 
@@ -94,7 +95,7 @@ def test_max_length_bytes_single_oversized_body_is_dropped(env):
     q = env.queue("mlbbig", {"x-max-length-bytes": 5, "x-dead-letter-exchange": dlx})
     env.publish("", q, b"0123456789")
     assert env.count(q) == 0
-    msg = raw_get(env.url, dlq, wait=2)
+    msg = raw_get(env.url, dlq, wait=HANG_GUARD)
     assert msg.body == b"0123456789"
     (entry,) = xdeath_entries(msg)
     assert dict(entry)["reason"] == ("S", "maxlen")
@@ -134,7 +135,7 @@ def test_requeue_over_max_length_drop_head_drops_the_requeued_message(env):
     env.publish("", q, b"3")
     assert env.count(q) == 2
     env.ch.basic_reject(m1.delivery_tag, requeue=True)
-    msg = raw_get(env.url, dlq, wait=2)
+    msg = raw_get(env.url, dlq, wait=HANG_GUARD)
     assert msg.body == b"1"
     (entry,) = xdeath_entries(msg)
     assert_entry(entry, count=1, reason="maxlen", queue=q, exchange="", routing_keys=[q])
@@ -193,7 +194,7 @@ def test_reject_publish_dlx_dead_letters_the_new_message(env):
     env.publish("", q, b"old")
     with pytest.raises(pika.exceptions.NackError):
         env.publish("", q, b"new")
-    msg = raw_get(env.url, dlq, wait=2)
+    msg = raw_get(env.url, dlq, wait=HANG_GUARD)
     assert msg.body == b"new"
     (entry,) = xdeath_entries(msg)
     assert_entry(entry, count=1, reason="maxlen", queue=q, exchange="", routing_keys=[q])
@@ -296,7 +297,7 @@ def test_priority_consumer_gets_backlog_in_priority_order(env):
             channel.basic_ack(method.delivery_tag)
 
         ch.basic_consume(q, on_msg)
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + HANG_GUARD
         while len(got) < 5 and time.monotonic() < deadline:
             c.process_data_events(0.02)
     finally:

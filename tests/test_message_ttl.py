@@ -34,10 +34,14 @@ def test_smaller_ttl_wins(env, queue_ttl, msg_ttl):
         cch = c.channel()
         t0 = time.monotonic()
         env.publish("", q, b"m", expiration=msg_ttl)
-        got = consume_until(c, cch, dlq, timeout=3)
-        assert got, "not dead-lettered"
+        # The 200 ms TTL wins over the 60 s one: "m" is dead-lettered before a 1 s marker
+        # published after it. Both deadlines run on the broker's clock, so the order holds on
+        # any machine; the wait is only a hang guard (no upper time bound).
+        env.publish("", env.marker_queue(dlx, 1000), b"marker")
+        got = consume_until(c, cch, dlq, n=2)
+        assert [g[2] for g in got] == [b"m", b"marker"]
         elapsed = got[0][3] - t0
-        assert 0.15 <= elapsed < 1.0, elapsed
+        assert elapsed >= 0.15, elapsed  # not before its TTL
     finally:
         c.close()
 
@@ -51,7 +55,7 @@ def test_ttl_zero_delivered_to_ready_consumer(env):
         got = []
         cch.basic_consume(q, lambda ch, m, p, b: got.append(b), auto_ack=True)
         env.publish("", q, b"now")
-        assert wait_until(lambda: (c.process_data_events(0) or True) and got, 2)
+        assert wait_until(lambda: (c.process_data_events(0) or True) and got)
     finally:
         c.close()
     assert got == [b"now"]
@@ -82,7 +86,7 @@ def test_ttl_zero_with_blocked_consumer_expires(env):
         got = []
         cch.basic_consume(q, lambda ch, m, p, b: got.append(b), auto_ack=False)
         env.publish("", q, b"first")
-        assert wait_until(lambda: (c.process_data_events(0) or True) and got, 2)
+        assert wait_until(lambda: (c.process_data_events(0) or True) and got)
         env.publish("", q, b"second")
         msg = dl_get(env, dlq)
         assert msg.body == b"second"
@@ -139,15 +143,21 @@ def test_requeue_before_expiry_does_not_restart_the_clock(env):
     c = connect(env.url)
     try:
         cch = c.channel()
+        marker = env.marker_queue(dlx, 800)
         t0 = time.monotonic()
-        env.publish("", q, b"clock", expiration="600")
+        env.publish("", q, b"clock", expiration="1000")
         method, _p, _b = env.get(q, auto_ack=False)
         time.sleep(0.35)
         env.ch.basic_nack(method.delivery_tag, requeue=True)
-        got = consume_until(c, cch, dlq, timeout=3)
-        assert got
+        # A marker taken by the broker after the nack, with an 800 ms TTL: it is due at least
+        # 0.35 - 0.2 s after "clock"'s original deadline (publish + 1 s), but before a clock
+        # restarted by the requeue (nack + 1 s) unless the broker took 0.2 s between the nack
+        # and the marker. So the order tells, without an upper time bound.
+        env.publish("", marker, b"marker")
+        got = consume_until(c, cch, dlq, n=2)
+        assert [g[2] for g in got] == [b"clock", b"marker"]
         elapsed = got[0][3] - t0
-        assert 0.55 <= elapsed < 0.9, elapsed  # a fresh clock would give >= 0.95
+        assert elapsed >= 0.95, elapsed  # not before its TTL
     finally:
         c.close()
 
@@ -194,14 +204,16 @@ def test_per_message_ttl_behind_longer_one(env):
             # once A leaves the head, B is dropped at once (dead-lettered), never delivered
             method, _p, body = env.get(q)
             assert body == b"A"
-            got = consume_until(c, cch, dlq, timeout=2)
+            got = consume_until(c, cch, dlq)
             assert [g[2] for g in got] == [b"B"]
         else:
-            # OURS: B is dead-lettered on time although A is still at the head.
-            got = consume_until(c, cch, dlq, timeout=2)
-            assert [g[2] for g in got] == [b"B"]
+            # OURS: B is dead-lettered on time although A is still at the head: before a
+            # 1 s marker published after it (an order, not an upper time bound).
+            env.publish("", env.marker_queue(dlx, 1000), b"marker")
+            got = consume_until(c, cch, dlq, n=2)
+            assert [g[2] for g in got] == [b"B", b"marker"]
             elapsed = got[0][3] - t0
-            assert 0.45 <= elapsed < 1.0, elapsed
+            assert elapsed >= 0.45, elapsed  # not before its TTL
             assert env.count(q) == 1
             assert env.get(q)[2] == b"A"
     finally:

@@ -32,13 +32,13 @@ def publish_expired(env, q: str, dlq: str, count: int = 1) -> None:
     """`count` messages that expire at the head of `q`, returning once all are dead-lettered."""
     for i in range(count):
         env.publish("", q, b"dies-%d" % i, expiration=SHORT)
-    assert env.wait_count(dlq, count, 5) == count, "not dead-lettered"
+    assert env.wait_count(dlq, count) == count, "not dead-lettered"
 
 
 def test_delete_if_empty_accepts_a_queue_whose_messages_all_expired(env):
     q, dlq = expiring_queue(env, "ifempty-expired")
     env.publish("", q, b"m", expiration="500")
-    assert env.wait_count(dlq, 1, 5) == 1
+    assert env.wait_count(dlq, 1) == 1
     assert env.count(q) == 0
     ok = env.ch.queue_delete(q, if_empty=True)
     assert ok.method.message_count == 0

@@ -17,7 +17,7 @@ from pika.compat import long as pika_long
 
 from helpers.pika_client import ch, cleanup, conn  # noqa: F401 - pytest fixtures
 from helpers.pika_client import connect, connection, drain, expect_channel_error, queue_exists
-from helpers.wait import wait_until
+from helpers.wait import HANG_GUARD, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -480,7 +480,7 @@ def test_delete_with_consumers_sends_basic_cancel(conn, ch, cleanup, uid):
     tag = consumer.basic_consume(q, lambda *a: None)
     ch.basic_publish("", q, b"x")
     assert ch.queue_delete(q).method.message_count in (0, 1)
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + HANG_GUARD
     while not cancelled and time.monotonic() < deadline:
         conn.process_data_events(0.05)
     assert cancelled == [tag]
@@ -538,7 +538,7 @@ def test_messages_published_before_consumer_arrive_in_fifo_order(conn, ch, clean
         channel.basic_ack(method.delivery_tag)
 
     consumer.basic_consume(q, on_message)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG_GUARD
     while len(received) < n and time.monotonic() < deadline:
         conn.process_data_events(0.05)
     assert received == [b"%d" % i for i in range(n)]

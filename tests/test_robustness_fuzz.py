@@ -149,7 +149,6 @@ def test_fuzz_after_handshake(own_broker, uid, broker_log):
     internal: dict[str, list[str]] = collections.defaultdict(list)  # bug key -> cases
     samples: dict[str, str] = {}
     outcomes: collections.Counter = collections.Counter()
-    started = time.monotonic()
     with Bystander(url, uid) as bystander:
         seen = 0
         for n, category, data in fuzz_inputs():
@@ -170,7 +169,9 @@ def test_fuzz_after_handshake(own_broker, uid, broker_log):
                 key = bug_key(record)
                 internal[key].append(label)
                 samples.setdefault(key, describe_record(record))
-    elapsed = time.monotonic() - started
+        # the bystander is served all along: at least 20 round trips while the fuzz ran (the
+        # fuzz itself is not timed: how long it takes depends on the machine)
+        bystander.wait_round_trips(20)
     report = []
     for key, cases in internal.items():
         report.append(f"BROKER ERROR LOGGED x{len(cases)}: {samples[key]}\n    {key}\n    first input: {cases[0]}")
@@ -188,4 +189,3 @@ def test_fuzz_after_handshake(own_broker, uid, broker_log):
         report.append(f"the broker is not healthy after the fuzz: {exc!r}")
     summary = "\n".join(f"  {k}: {v}" for k, v in sorted(outcomes.items()))
     assert not report, "robustness failures:\n" + "\n".join(report) + "\noutcomes:\n" + summary
-    assert elapsed < 30, f"the fuzz took {elapsed:.1f}s"

@@ -13,6 +13,7 @@ import pika.exceptions
 import pytest
 
 from helpers.pika_client import connection, poll_get, pump, settle
+from helpers.wait import HANG_GUARD
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -360,7 +361,7 @@ def test_exclusive_reply_queue_deleted_with_its_connection(client, server):
     reply_q = client.channel().queue_declare("", exclusive=True).method.queue
     client.close()
     sch = server.channel()
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + HANG_GUARD
     while True:
         try:
             sch.queue_declare(reply_q, passive=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import struct
-import time
 from decimal import Decimal
 
 import pytest
@@ -219,16 +218,37 @@ def test_deep_nesting_is_not_recursive(depth, letter):
     check(data)
 
 
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+class _Metered(bytes):
+    """bytes that count the work done on them: one step per subscript, plus one per byte a
+    slice copies. A slice is metered too, so copies of copies count (pamqp's re-slicing)."""
+
+    def __new__(cls, data: bytes, meter: list[int]):
+        self = super().__new__(cls, data)
+        self.meter = meter
+        return self
+
+    def __getitem__(self, index):
+        value = super().__getitem__(index)
+        self.meter[0] += 1
+        if isinstance(index, slice):
+            self.meter[0] += len(value)
+            return _Metered(value, self.meter)
+        return value
+
+
+def _work(fn, data: bytes) -> int:
+    """The steps `fn(data)` takes on the buffer (counted, not timed: the count is the same on
+    any machine, a duration is not)."""
+    meter = [0]
+    fn(_Metered(data, meter))
+    return meter[0]
 
 
 @pytest.mark.parametrize("letter", [b"V", b"t\x01", b"I\x00\x00\x00\x01", b"S\x00\x00\x00\x00"])
 def test_huge_arrays_are_linear(letter):
-    """120,000 elements (a frame's worth) decode in milliseconds: pamqp re-slices the rest of
-    the buffer per element (quadratic, seconds)."""
+    """120,000 elements (a frame's worth) decode and check with work linear in the size:
+    pamqp re-slices the rest of the buffer per element (quadratic: seconds for this array).
+    The work is counted (buffer subscripts and copied bytes), never timed."""
     def data(n):
         body = letter * n
         return table(entry(b"a", b"A", struct.pack(">I", len(body)) + body))
@@ -236,11 +256,13 @@ def test_huge_arrays_are_linear(letter):
     small, big = data(15_000), data(120_000)
     value = decode(big)["a"]
     assert len(value) == 120_000
-    t_small = min(_timed(lambda: decode(small)) for _ in range(3))
-    t_big = min(_timed(lambda: decode(big)) for _ in range(3))
-    assert t_big < 0.5, t_big
-    assert t_big < 8 * 4 * t_small + 0.01, (t_small, t_big)  # linear, not quadratic (64x)
-    assert min(_timed(lambda: check(big)) for _ in range(3)) < 0.25
+    for fn in (decode, check):
+        w_small, w_big = _work(fn, small), _work(fn, big)
+        assert w_big <= 2 * len(big), (fn.__name__, w_big, len(big))  # a few steps per byte
+        assert w_big < 2 * 8 * w_small + 64, (fn.__name__, w_small, w_big)  # 8x data: not 64x work
+    # the meter does see a quadratic decoder: pamqp's work grows ~64x for 8x the elements
+    p_small, p_big = _work(pdecode.field_table, data(500)), _work(pdecode.field_table, data(4000))
+    assert p_big > 30 * p_small, (p_small, p_big)
 
 
 def test_runs_of_voids_in_arrays_mixed_with_values():

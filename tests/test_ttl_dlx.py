@@ -39,7 +39,7 @@ from helpers.dlx import (
     xdeath_entries,
 )
 from helpers.dlx import env  # noqa: F401 - pytest fixture
-from helpers.pika_client import connect
+from helpers.pika_client import connect, pump
 from helpers.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -70,13 +70,10 @@ def test_delayed_order_flow(env, dlx_type):
                           auto_ack=True)
         t0 = time.monotonic()
         env.publish("", orders, b'{"order": 42}', delivery_mode=2, content_type="application/json")
-        deadline = t0 + 3
-        while not got and time.monotonic() < deadline:
-            consumer.process_data_events(time_limit=0.01)
-        assert got, "the delayed order never arrived"
+        assert pump(consumer, lambda: got), "the delayed order never arrived"
         method, props, body, t1 = got[0]
         elapsed = t1 - t0
-        assert 0.25 <= elapsed < 2.0, elapsed
+        assert elapsed >= 0.25, elapsed  # not before the TTL (how much later is no concern here)
         assert body == b'{"order": 42}'
         assert method.exchange == dlx
         assert method.routing_key == ("ready" if dlx_type == "direct" else orders)
@@ -395,7 +392,7 @@ def test_repeated_deaths_two_queues_newest_first(env):
                      original_expiration="60000")
         t_a = dict(e_a)["time"][1]
 
-        assert wait_until(lambda: env.count(a) == 1, 3)
+        assert wait_until(lambda: env.count(a) == 1)
         m = rc.get(a)
         assert "expiration" not in m.props
         assert m.header_keys() == FIRST_DEATH_KEYS
@@ -419,7 +416,7 @@ def test_repeated_deaths_two_queues_newest_first(env):
                      sorted_keys=True, time_sec=t_b)
         assert_first_death(o2, reason="rejected", queue=a, exchange="")
 
-        assert wait_until(lambda: env.count(a) == 1, 3)
+        assert wait_until(lambda: env.count(a) == 1)
         m = rc.get(a)
         e_b, e_a = xdeath_entries(m)
         assert_entry(e_b, count=2, reason="expired", queue=b, exchange=xa, routing_keys=[a],
@@ -447,7 +444,7 @@ def test_same_queue_different_reasons_are_separate_entries(env):
     msg1 = dl_get(env, observer)
     (entry,) = xdeath_entries(msg1)
     assert_entry(entry, count=1, reason="rejected", queue=q, exchange="", routing_keys=[q])
-    msg2 = dl_get(env, observer, wait=3)
+    msg2 = dl_get(env, observer)
     e_exp, e_rej = xdeath_entries(msg2)
     assert_entry(e_exp, count=1, reason="expired", queue=q, exchange=fx, routing_keys=[q],
                  sorted_keys=True)

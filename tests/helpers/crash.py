@@ -15,7 +15,10 @@ One cycle:
 3. a publisher with confirms sends numbered persistent messages (body = the number, zero-padded,
    then padding) through the exchange, mandatory, with a window of unconfirmed publishes;
 4. after a seeded random delay (default 0.05-0.6 s after the first publish) the broker gets
-   SIGKILL while the load is still running; the clients see their sockets die;
+   SIGKILL while the load is still running; the clients see their sockets die. The first
+   ``progress_cycles`` cycles of a run start that delay only once a publish was confirmed
+   (and, with a consumer, an ack was sent or committed): on a slow machine a kill this early
+   could come before any, and a run that never got that far would have tested nothing;
 5. the broker is restarted on the same data dir, and the queue is drained completely (in a
    transaction: the drained numbers count as acked-and-committed from then on).
 
@@ -62,6 +65,7 @@ import aiormq.exceptions
 from pamqp import commands as spec
 
 from helpers.process import clean_env, cli_command, free_port, port_open
+from helpers.wait import HANG_GUARD
 
 for _name in ("aiormq", "aiormq.connection", "aiormq.channel", "asyncio"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
@@ -279,6 +283,7 @@ class Publisher:
         self.nacked: set[int] = set()
         self.returned: set[int] = set()
         self.started = asyncio.Event()
+        self.progressed = asyncio.Event()  # a publish was confirmed
         self.stop = asyncio.Event()
         self.conn = None
         self._inflight: set[asyncio.Task] = set()
@@ -290,6 +295,7 @@ class Publisher:
                 properties=spec.Basic.Properties(delivery_mode=2, message_id=str(n)), wait=False)
             if isinstance(res, spec.Basic.Ack):
                 self.confirmed.add(n)
+                self.progressed.set()
             elif isinstance(res, spec.Basic.Nack):
                 self.nacked.add(n)
         except aiormq.exceptions.PublishError:
@@ -347,6 +353,7 @@ class Consumer:
         self.committed: set[int] = set()       # tx mode: commit-ok received
         self.conn = None
         self.ready = asyncio.Event()
+        self.progressed = asyncio.Event()  # tx: a commit-ok came; ack: an ack was sent
         self._q: asyncio.Queue = asyncio.Queue()
 
     async def run(self) -> None:
@@ -391,6 +398,7 @@ class Consumer:
                     for m, n in zip(msgs, nums):
                         self.ack_sent[n] = time.monotonic()
                         await ch.basic_ack(m.delivery.delivery_tag, wait=False)
+                self.progressed.set()
         except (Exception, asyncio.CancelledError):
             pass  # the broker died
 
@@ -450,7 +458,8 @@ class CrashHarness:
     """Kill -9 cycles against one broker data dir. Numbers are unique across all cycles."""
 
     def __init__(self, workdir: Path, seed: int = 1, kill_window: tuple[float, float] = (0.05, 0.6),
-                 size: int = 100, window: int = 256, ack_window: float = 1.0, log=None):
+                 size: int = 100, window: int = 256, ack_window: float = 1.0, log=None,
+                 progress_cycles: int = 0):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.broker = BrokerProcess(self.workdir / "data", self.workdir / "broker.log")
@@ -460,6 +469,7 @@ class CrashHarness:
         self.size = size
         self.window = window
         self.ack_window = ack_window
+        self.progress_cycles = progress_cycles
         self.log = log or (lambda s: None)
         self.next_number = 1
         self.committed_ever: set[int] = set()   # acked inside a committed transaction
@@ -529,6 +539,9 @@ class CrashHarness:
             for t in tasks:
                 t.cancel()
             raise RuntimeError(f"publisher could not start: {ptask.exception()!r}")
+        if res.cycle <= self.progress_cycles:  # a hang guard, not a time bound
+            progress = [pub.progressed.wait()] + ([consumer.progressed.wait()] if consumer else [])
+            await asyncio.wait_for(asyncio.gather(*progress), HANG_GUARD)
 
         await asyncio.sleep(delay)
         t_kill = time.monotonic()

@@ -17,7 +17,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from helpers.wait import wait_until
+from helpers.wait import HANG_GUARD, wait_until
 
 # --------------------------------------------------------------------------------------------
 # connections
@@ -123,7 +123,7 @@ def _each(conns) -> Sequence[pika.BlockingConnection]:
     return conns if isinstance(conns, (list, tuple)) else (conns,)
 
 
-def pump(conns, until: Callable[[], Any], timeout: float = 2.0) -> bool:
+def pump(conns, until: Callable[[], Any], timeout: float = HANG_GUARD) -> bool:
     """Process the I/O of one connection (or a list of them) until `until()` is true or
     `timeout` passes; returns until()."""
     deadline = time.monotonic() + timeout
@@ -154,7 +154,7 @@ def ready_count(ch, q) -> int:
     return ch.queue_declare(q, passive=True).method.message_count
 
 
-def wait_ready(ch, q, n: int, timeout: float = 2.0) -> int:
+def wait_ready(ch, q, n: int, timeout: float = HANG_GUARD) -> int:
     """Poll until `q` has `n` ready messages (or `timeout` passed); returns the last count."""
     deadline = time.monotonic() + timeout
     while True:
@@ -205,7 +205,7 @@ def publish_numbers(ch, q, n: int, start: int = 1) -> None:
         ch.basic_publish("", q, str(i).encode())
 
 
-def poll_get(ch, q: str, timeout: float = 2.0):
+def poll_get(ch, q: str, timeout: float = HANG_GUARD):
     """basic.get (auto-ack) until a message arrives: (method, properties, body); fails after
     `timeout` seconds."""
     got = []
