@@ -40,6 +40,8 @@ class Broker:
         frame_max: int = 131072,
         channel_max: int = 2047,
         store=None,
+        mgmt_host: str = "127.0.0.1",
+        mgmt_port: int | None = None,
     ):
         self.host = host or None
         self.port = port
@@ -49,6 +51,10 @@ class Broker:
         self.channel_max = channel_max
         self.users = UserStore(users)
         self.store = store
+        # the management HTTP API (amqp_broker.management): None = no listener, 0 = a free port
+        self.mgmt_host = mgmt_host
+        self.mgmt_port = mgmt_port
+        self._mgmt = None
         self.vhosts: dict[str, VHost] = {}
         self.connections: set[ClientConnection] = set()
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
@@ -94,7 +100,12 @@ class Broker:
                     await queue.wait_paged_in()
                     queue.touch()
             await self._listen()
+            if self.mgmt_port is not None:
+                await self._start_mgmt()
         except BaseException:
+            for server in self._servers:
+                server.close()
+            self._servers.clear()
             await self.store.close()
             raise
         self.started = True
@@ -130,6 +141,14 @@ class Broker:
             return
         raise OSError(errno.EADDRINUSE, "could not find a port free on both IPv4 and IPv6")
 
+    async def _start_mgmt(self) -> None:
+        from .management import ManagementServer  # aiohttp is only imported when it is used
+
+        mgmt = ManagementServer(self, self.mgmt_host, self.mgmt_port)
+        await mgmt.start()
+        self._mgmt = mgmt
+        self.mgmt_port = mgmt.port
+
     async def _server(self, host: str, port: int):
         return await self.loop.create_server(
             lambda: ClientConnection(self), host=host, port=port, reuse_address=True, backlog=1024
@@ -141,6 +160,9 @@ class Broker:
         self.started = False
         for server in self._servers:
             server.close()
+        if self._mgmt is not None:
+            await self._mgmt.stop()
+            self._mgmt = None
         conns = list(self.connections)
         for conn in conns:
             conn.close(errors.CONNECTION_FORCED, SHUTDOWN_TEXT)
@@ -224,6 +246,11 @@ class Broker:
         if ":" in host:
             host = f"[{host}]"
         return f"amqp://guest:guest@{host}:{self.port}/"
+
+    @property
+    def mgmt_url(self) -> str | None:
+        """Base URL of the management HTTP API (no trailing slash), None without a listener."""
+        return self._mgmt.url if self._mgmt is not None else None
 
 
 def _addr(sockname) -> str:

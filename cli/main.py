@@ -75,7 +75,9 @@ def describe_host(host: Optional[str], port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def run_broker(host: Optional[str], port: int, data_dir: Path) -> None:
+async def run_broker(
+    host: Optional[str], port: int, data_dir: Path, mgmt_host: str = "127.0.0.1", mgmt_port: Optional[int] = None
+) -> None:
     from amqp_broker import Broker
 
     loop = asyncio.get_running_loop()
@@ -86,15 +88,18 @@ async def run_broker(host: Optional[str], port: int, data_dir: Path) -> None:
         except (NotImplementedError, RuntimeError):  # e.g. Windows: Ctrl-C raises instead
             pass
 
+    from amqp_broker.management import ManagementListenError
     from amqp_broker.storage import StoreError
 
-    broker = Broker(host=host, port=port, data_dir=str(data_dir))
+    broker = Broker(host=host, port=port, data_dir=str(data_dir), mgmt_host=mgmt_host, mgmt_port=mgmt_port)
     try:
         await broker.start()
     except StoreError as exc:  # locked, corrupt or newer database: the message says which
         raise fail(str(exc)) from None
     except OSError as exc:
         where = describe_host(host, port)
+        if isinstance(exc, ManagementListenError):
+            where = f"{describe_host(mgmt_host, mgmt_port)} (management API)"
         if exc.errno == errno.EADDRINUSE or "address already in use" in str(exc).lower():
             raise fail(f"cannot listen on {where}: address already in use") from None
         raise fail(f"cannot listen on {where}: {exc.strerror or exc}") from None
@@ -102,6 +107,8 @@ async def run_broker(host: Optional[str], port: int, data_dir: Path) -> None:
     log.info(
         "amqp-broker listening on %s (data dir %s)", describe_host(host, broker.port), data_dir
     )
+    if broker.mgmt_url is not None:
+        log.info("management API on %s", broker.mgmt_url)
     try:
         await stop_requested.wait()
         log.info("amqp-broker shutting down")
@@ -147,6 +154,14 @@ def serve(
         show_default=False,
         file_okay=False,
     ),
+    mgmt_host: str = typer.Option(
+        "127.0.0.1", "--mgmt-host", envvar="AMQP_BROKER_MGMT_HOST", help="Interface of the management HTTP API."
+    ),
+    mgmt_port: int = typer.Option(
+        15672, "--mgmt-port", envvar="AMQP_BROKER_MGMT_PORT", min=0, max=65535,
+        help="TCP port of the management HTTP API (0: any free port).",
+    ),
+    no_mgmt: bool = typer.Option(False, "--no-mgmt", help="Do not start the management HTTP API."),
     log_level: LogLevel = typer.Option(
         LogLevel.info, "--log-level", envvar="AMQP_BROKER_LOG_LEVEL", case_sensitive=False, help="Log verbosity."
     ),
@@ -160,7 +175,7 @@ def serve(
     if host is not None and host.strip() in ("", "*"):
         host = None  # explicit "all interfaces"
     directory = prepare_data_dir(data_dir if data_dir is not None else default_data_dir())
-    run(run_broker(host, port, directory))
+    run(run_broker(host, port, directory, mgmt_host, None if no_mgmt else mgmt_port))
 
 
 @app.command()

@@ -16,6 +16,7 @@ exchanges    declare helpers of the exchange tests
 fuzz         frame builders and random frame generators of the robustness tests
 robust       driving/judging one robustness case, Bystander, broker_log fixture
 crash        the kill -9 crash harness (broker subprocess, publisher, consumer)
+mgmt         the management HTTP API under test (ours or MGMT_REFERENCE_URL's): Mgmt, `mgmt` fixture
 
 Fixtures live next to their helpers; a test module imports the ones it uses
 (`from helpers.pika_client import conn  # noqa: F401 - pytest fixture`).

@@ -21,8 +21,10 @@ def cli_command() -> list[str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without AMQP_BROKER_* settings (so only the test's count)."""
+    """This process's environment without AMQP_BROKER_* settings (so only the test's count),
+    but with the management API on a free port: parallel brokers must not all want 15672."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMQP_BROKER_")}
+    env["AMQP_BROKER_MGMT_PORT"] = "0"
     env.update(extra)
     return env
 

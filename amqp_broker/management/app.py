@@ -1,0 +1,61 @@
+"""The management listener: an aiohttp application with the auth middleware and the routes of
+every resource module, served on its own TCP port next to the AMQP listener."""
+from __future__ import annotations
+
+import socket
+
+from aiohttp import web
+
+from . import auth, connections, exchanges, overview, queues, vhosts
+
+
+def node_name() -> str:
+    """Like a RabbitMQ node name (`rabbit@host`)."""
+    return f"amqp-broker@{socket.gethostname()}"
+
+
+def make_app(broker) -> web.Application:
+    node = node_name()
+    app = web.Application(middlewares=[auth.middleware(broker.users)])
+    app.add_routes(overview.routes(broker, node))
+    app.add_routes(vhosts.routes(broker, node))
+    app.add_routes(queues.routes(broker, node))
+    app.add_routes(exchanges.routes(broker))
+    app.add_routes(connections.routes(broker))
+    return app
+
+
+class ManagementListenError(OSError):
+    """The management listener could not bind (same errno as the OSError), so a caller can
+    tell it from a failure of the AMQP listener."""
+
+
+class ManagementServer:
+    """Starts and stops the HTTP listener; `port` is the bound one (useful with port 0)."""
+
+    def __init__(self, broker, host: str, port: int):
+        self.host = host
+        self.port = port
+        self._runner = web.AppRunner(make_app(broker), access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ManagementListenError(exc.errno, exc.strerror or str(exc)) from exc
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,44 @@
+"""GET /api/exchanges[/{vhost}[/{name}]]: the exchanges of every vhost or of one."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import responses
+
+
+def describe(exchange, vhost_name: str) -> dict:
+    return {
+        "name": exchange.name,
+        "vhost": vhost_name,
+        "type": exchange.type_name,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": responses.jsonable_table(exchange.arguments),
+    }
+
+
+def routes(broker) -> list[web.RouteDef]:
+    async def list_all(request: web.Request) -> web.Response:
+        return responses.json_response(
+            [describe(ex, v.name) for v in broker.vhosts.values() for ex in v.exchanges.values()]
+        )
+
+    async def list_vhost(request: web.Request) -> web.Response:
+        vhost = broker.vhosts.get(request.match_info["vhost"])
+        if vhost is None:
+            return responses.not_found()
+        return responses.json_response([describe(ex, vhost.name) for ex in vhost.exchanges.values()])
+
+    async def show(request: web.Request) -> web.Response:
+        vhost = broker.vhosts.get(request.match_info["vhost"])
+        exchange = vhost.exchanges.get(request.match_info["name"]) if vhost is not None else None
+        if exchange is None:
+            return responses.not_found()
+        return responses.json_response(describe(exchange, vhost.name))
+
+    return [
+        web.get("/api/exchanges", list_all),
+        web.get("/api/exchanges/{vhost}", list_vhost),
+        web.get("/api/exchanges/{vhost}/{name}", show),
+    ]
