@@ -146,6 +146,18 @@ def test_put_invalid_argument_is_400(mgmt: Mgmt, queue_name):
     }
 
 
+def test_put_flag_not_boolean_is_400(mgmt: Mgmt, queue_name):
+    reply = mgmt.put(f"/api/queues/%2F/{queue_name}", {"durable": "yes"})
+    assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": ["not_boolean", "yes"]})
+
+
+def test_put_empty_body_declares_with_defaults(mgmt: Mgmt, queue_name):
+    path = f"/api/queues/%2F/{queue_name}"
+    assert mgmt.request("PUT", path).status == 201
+    q = mgmt.get(path).json
+    assert (q["durable"], q["auto_delete"], q["arguments"]) == (False, False, {})
+
+
 def test_put_not_json_is_400(mgmt: Mgmt, queue_name):
     reply = mgmt.put(f"/api/queues/%2F/{queue_name}", b"not json")
     assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": "not_json"})
@@ -168,6 +180,46 @@ def test_delete(mgmt: Mgmt, queue_name):
     assert (mgmt.get(path).status, mgmt.get(path).json) == (404, NOT_FOUND)
     missing = mgmt.delete(path)
     assert (missing.status, missing.json) == (404, NOT_FOUND)
+
+
+@pytest.fixture
+def amqp_channel(mgmt: Mgmt):
+    conn = pika.BlockingConnection(pika.URLParameters(mgmt.amqp_url))
+    yield conn.channel()
+    conn.close()
+
+
+def test_exclusive_queue_of_a_connection_is_locked(mgmt: Mgmt, amqp_channel, queue_name):
+    amqp_channel.queue_declare(queue_name, exclusive=True)
+    locked = {
+        "error": "bad_request",
+        "reason": f"cannot obtain exclusive access to locked queue '{queue_name}' in vhost '/'. It could be "
+                  "originally declared on another connection or the exclusive property value does not "
+                  "match that of the original declaration.",
+    }
+    path = f"/api/queues/%2F/{queue_name}"
+    put = mgmt.put(path, {})
+    assert (put.status, put.json) == (400, locked)
+    deleted = mgmt.delete(path)
+    assert (deleted.status, deleted.json) == (400, locked)
+
+
+def test_delete_if_unused_and_if_empty(mgmt: Mgmt, amqp_channel, queue_name):
+    amqp_channel.queue_declare(queue_name)
+    amqp_channel.basic_publish("", queue_name, b"x")
+    tag = amqp_channel.basic_consume(queue_name, lambda *a: None)
+    path = f"/api/queues/%2F/{queue_name}"
+    in_use = mgmt.delete(path + "?if-unused=true")
+    assert (in_use.status, in_use.json) == (
+        400, {"error": "bad_request", "reason": f"queue '{queue_name}' in vhost '/' in use"})
+    amqp_channel.basic_cancel(tag)
+    amqp_channel.queue_purge(queue_name)
+    amqp_channel.basic_publish("", queue_name, b"y")
+    amqp_channel.queue_declare(queue_name, passive=True)  # round trip: the publish arrived
+    not_empty = mgmt.delete(path + "?if-empty=true")
+    assert (not_empty.status, not_empty.json) == (
+        400, {"error": "bad_request", "reason": f"queue '{queue_name}' in vhost '/' not empty"})
+    assert mgmt.delete(path + "?if-unused=true").status == 204
 
 
 def test_queue_declared_over_amqp_shows_its_messages(mgmt: Mgmt, queue_name):

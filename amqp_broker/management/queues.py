@@ -49,10 +49,15 @@ def describe(queue, node: str, unacked: Counter) -> dict:
     }
 
 
+class NotBoolean(ValueError):
+    """A flag of the PUT body that is not a JSON boolean; RabbitMQ's reason is the pair
+    ["not_boolean", value]."""
+
+
 def _bool(body: dict, key: str) -> bool:
     value = body.get(key, False)
     if not isinstance(value, bool):
-        raise ValueError(key)
+        raise NotBoolean(value)
     return value
 
 
@@ -93,8 +98,8 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         name = request.match_info["name"]
         try:
             durable, auto_delete = _bool(body, "durable"), _bool(body, "auto_delete")
-        except ValueError as exc:
-            return responses.bad_request(f"{exc.args[0]} must be a boolean")
+        except NotBoolean as exc:
+            return responses.bad_request(["not_boolean", exc.args[0]])
         arguments = body.get("arguments") or {}
         if not isinstance(arguments, dict):
             return responses.bad_request("arguments must be an object")

@@ -24,7 +24,7 @@ def json_response(body, status: int = 200) -> web.Response:
     )
 
 
-def error(status: int, error_name: str, reason: str, headers: dict | None = None) -> web.Response:
+def error(status: int, error_name: str, reason, headers: dict | None = None) -> web.Response:
     response = json_response({"error": error_name, "reason": reason}, status)
     if headers:
         response.headers.update(headers)
@@ -41,7 +41,8 @@ def vhost_not_found() -> web.Response:
     return error(404, "not_found", "vhost_not_found")
 
 
-def bad_request(reason: str) -> web.Response:
+def bad_request(reason) -> web.Response:
+    """`reason` is mostly a text, sometimes a JSON list (RabbitMQ renders Erlang terms)."""
     return error(400, "bad_request", reason)
 
 
