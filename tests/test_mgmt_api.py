@@ -258,6 +258,33 @@ def test_exchanges(mgmt: Mgmt):
     assert {k: topic.json[k] for k in want} == want
 
 
+def test_default_exchange_is_amq_default_in_paths(mgmt: Mgmt):
+    reply = mgmt.get("/api/exchanges/%2F/amq.default")
+    assert reply.status == 200
+    assert (reply.json["name"], reply.json["type"]) == ("", "direct")
+
+
+def test_lists_are_sorted_by_name(mgmt: Mgmt, uid):
+    names = [f"mgmt-s-{uid}-{c}" for c in "bca"]
+    try:
+        for name in names:
+            assert mgmt.put(f"/api/queues/%2F/{name}", {}).status == 201
+        listed = [q["name"] for q in mgmt.get("/api/queues/%2F").json]
+        assert listed == sorted(listed)
+        exchanges = [x["name"] for x in mgmt.get("/api/exchanges/%2F").json]
+        assert exchanges == sorted(exchanges)
+    finally:
+        for name in names:
+            mgmt.delete(f"/api/queues/%2F/{name}")
+
+
+def test_unknown_path_is_404_and_wrong_method_405(mgmt: Mgmt):
+    missing = mgmt.get("/api/no-such-thing")
+    assert (missing.status, missing.json) == (404, NOT_FOUND)
+    wrong = mgmt.request("POST", "/api/overview", body={})
+    assert (wrong.status, wrong.text) == (405, "")
+
+
 def test_unknown_exchange_is_404(mgmt: Mgmt, uid):
     reply = mgmt.get(f"/api/exchanges/%2F/nope-{uid}")
     assert (reply.status, reply.json) == (404, NOT_FOUND)

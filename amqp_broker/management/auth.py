@@ -60,6 +60,11 @@ def middleware(users: UserStore):
         result = login(users, request.headers.get("Authorization"), request.remote)
         if isinstance(result, web.Response):
             return result
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:  # no such path: RabbitMQ's JSON 404, not aiohttp's text one
+            return responses.not_found()
+        except web.HTTPMethodNotAllowed as exc:  # RabbitMQ's 405 has no body
+            return web.Response(status=405, headers={"Allow": ", ".join(sorted(exc.allowed_methods))})
 
     return authenticate

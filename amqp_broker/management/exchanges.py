@@ -5,6 +5,9 @@ from aiohttp import web
 
 from . import responses
 
+# the path name of the default exchange, whose real name is "" (rabbit_mgmt_util:id/2)
+DEFAULT_EXCHANGE_ALIAS = "amq.default"
+
 
 def describe(exchange, vhost_name: str) -> dict:
     return {
@@ -21,18 +24,20 @@ def describe(exchange, vhost_name: str) -> dict:
 def routes(broker) -> list[web.RouteDef]:
     async def list_all(request: web.Request) -> web.Response:
         return responses.json_response(
-            [describe(ex, v.name) for v in broker.vhosts.values() for ex in v.exchanges.values()]
+            [describe(ex, v.name) for v in responses.by_name(broker.vhosts) for ex in responses.by_name(v.exchanges)]
         )
 
     async def list_vhost(request: web.Request) -> web.Response:
         vhost = broker.vhosts.get(request.match_info["vhost"])
         if vhost is None:
             return responses.not_found()
-        return responses.json_response([describe(ex, vhost.name) for ex in vhost.exchanges.values()])
+        return responses.json_response([describe(ex, vhost.name) for ex in responses.by_name(vhost.exchanges)])
 
     async def show(request: web.Request) -> web.Response:
         vhost = broker.vhosts.get(request.match_info["vhost"])
-        exchange = vhost.exchanges.get(request.match_info["name"]) if vhost is not None else None
+        name = request.match_info["name"]
+        name = "" if name == DEFAULT_EXCHANGE_ALIAS else name
+        exchange = vhost.exchanges.get(name) if vhost is not None else None
         if exchange is None:
             return responses.not_found()
         return responses.json_response(describe(exchange, vhost.name))

@@ -64,6 +64,11 @@ def from_amqp_error(exc: errors.AMQPError) -> web.Response:
     return bad_request(exc.explanation)
 
 
+def by_name(objects: dict) -> list:
+    """The values of a name -> object dict in name order: RabbitMQ sorts its lists by name."""
+    return [objects[name] for name in sorted(objects)]
+
+
 def jsonable_table(table: dict) -> dict:
     """Declare arguments as JSON: longstr bytes as text, decimals as numbers, tables nested."""
     return {key: _jsonable(value) for key, value in table.items()}
