@@ -222,6 +222,14 @@ def test_delete_if_unused_and_if_empty(mgmt: Mgmt, amqp_channel, queue_name):
     assert mgmt.delete(path + "?if-unused=true").status == 204
 
 
+def test_put_queue_is_equivalent_to_the_same_amqp_declare(mgmt: Mgmt, amqp_channel, queue_name):
+    args = {"x-message-ttl": 60000, "x-max-length": 10, "x-overflow": "reject-publish"}
+    assert mgmt.put(f"/api/queues/%2F/{queue_name}", {"durable": True, "arguments": args}).status == 201
+    ok = amqp_channel.queue_declare(queue_name, durable=True, arguments=args)
+    assert ok.method.queue == queue_name
+    assert mgmt.get(f"/api/queues/%2F/{queue_name}").json["arguments"] == args
+
+
 def test_queue_declared_over_amqp_shows_its_messages(mgmt: Mgmt, queue_name):
     conn = pika.BlockingConnection(pika.URLParameters(mgmt.amqp_url))
     try:
