@@ -33,7 +33,8 @@ class OwnBroker:
             if not os.path.exists(exe):
                 raise BenchError("--start-own: no `amqp-broker` executable found (pip install -e . "
                                  "in the venv, or pass --own-command)")
-            cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            # the management listener runs as in production, on a free port (never 15672 taken)
+            cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--mgmt-port", "0",
                    "--data-dir", os.path.join(self.tmp.name, "data")]
         self.cmd = cmd
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
