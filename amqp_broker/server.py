@@ -78,14 +78,14 @@ class ClientConnection(asyncio.Protocol):
         """Write what the engine produced, carry out its effects, follow its timer."""
         session = self.session
         transport = self.transport
-        out = session.outbox.drain()  # = session.data_to_send(), one call less per write
+        out = session.data_to_send()
         if out and not transport.is_closing():
             transport.write(out)
         if session.effects:
             todo, session.effects = session.effects, []
             for effect in todo:
                 self._apply(effect)
-        if session.timers.wakeup_at != self._timer_at:
+        if session.wakeup_at != self._timer_at:
             self._arm_timer()
 
     def _apply(self, effect) -> None:

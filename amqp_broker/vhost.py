@@ -23,6 +23,7 @@ from .tables import field_type
 
 DEFAULT_EXCHANGE = ""
 REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_TO_PREFIX = REPLY_TO + "."  # reply routing keys: the prefix, then the channel's reply key
 PREDECLARED = (
     ("", "direct", False),
     ("amq.direct", "direct", False),

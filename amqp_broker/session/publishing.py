@@ -14,9 +14,8 @@ from ..properties import REPLY_TO as PROP_REPLY_TO
 from ..properties import Properties, PropertyError, encode_shortstr, peek_publish, splice
 from ..publish import REJECTED, ROUTED, STORED, publish
 from ..queue_args import parse_expiration
-from ..vhost import REPLY_TO
+from ..vhost import REPLY_TO, REPLY_TO_PREFIX
 
-REPLY_TO_PREFIX = REPLY_TO + "."
 
 
 def publish_from_client(ch, msg: Message, mandatory: bool) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pamqp import commands as C
 
 from .. import errors
-from ..vhost import REPLY_TO
+from ..vhost import REPLY_TO, REPLY_TO_PREFIX
 
-REPLY_TO_PREFIX = REPLY_TO + "."
 
 
 def queue_declare(ch, obj) -> None:
