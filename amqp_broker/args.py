@@ -9,9 +9,7 @@ the letters, which is what routing, limits and policies read.
 """
 from __future__ import annotations
 
-import datetime
 import struct
-from decimal import Decimal
 
 from pamqp import encode as pencode
 
@@ -87,31 +85,15 @@ def _shortstr(value: str) -> bytes:
 
 
 def guess_typed(table: dict) -> dict:
-    """Type letters for a plain table (recovered definitions), as pika would have sent it."""
+    """Type letters for a plain table (arguments given in Python), as pika would have sent
+    it: tables.type_letter's choice, except that an int beyond a signed long can only be an
+    unsignedlong."""
     out = {}
     for key, value in (table or {}).items():
-        if isinstance(value, bool):
-            letter = "t"
-        elif isinstance(value, tables.RawTimestamp):
-            letter = "T"
-        elif isinstance(value, int):
-            letter = "I" if -(2**31) <= value < 2**31 else "l" if value < 2**63 else "L"
-        elif isinstance(value, float):
-            letter = "d"
-        elif isinstance(value, Decimal):
-            letter = "D"
-        elif isinstance(value, (str, bytes)):
-            letter = "S"
-        elif isinstance(value, bytearray):
-            letter = "x"
-        elif isinstance(value, dict):
-            letter = "F"
-        elif isinstance(value, list):
-            letter = "A"
-        elif isinstance(value, datetime.datetime):
-            letter = "T"
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 2**63:
+            letter = "L"
         else:
-            letter = "V"
+            letter = tables.type_letter(value) or "V"
         out[key] = (letter, value)
     return out
 
