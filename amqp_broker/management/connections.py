@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..session.states import STATE_NAMES
-from .responses import json_response
+from .responses import listing
 
 
 def opened_sessions(broker) -> list:
@@ -30,6 +30,6 @@ def describe(session) -> dict:
 
 def routes(broker) -> list[web.RouteDef]:
     async def list_connections(request: web.Request) -> web.Response:
-        return json_response([describe(s) for s in opened_sessions(broker)])
+        return listing(request, [describe(s) for s in opened_sessions(broker)])
 
     return [web.get("/api/connections", list_connections)]

@@ -23,15 +23,14 @@ def describe(exchange, vhost_name: str) -> dict:
 
 def routes(broker) -> list[web.RouteDef]:
     async def list_all(request: web.Request) -> web.Response:
-        return responses.json_response(
-            [describe(ex, v.name) for v in responses.by_name(broker.vhosts) for ex in responses.by_name(v.exchanges)]
+        return responses.listing(request, [describe(ex, v.name) for v in responses.by_name(broker.vhosts) for ex in responses.by_name(v.exchanges)]
         )
 
     async def list_vhost(request: web.Request) -> web.Response:
         vhost = broker.vhosts.get(request.match_info["vhost"])
         if vhost is None:
             return responses.not_found()
-        return responses.json_response([describe(ex, vhost.name) for ex in responses.by_name(vhost.exchanges)])
+        return responses.listing(request, [describe(ex, vhost.name) for ex in responses.by_name(vhost.exchanges)])
 
     async def show(request: web.Request) -> web.Response:
         vhost = broker.vhosts.get(request.match_info["vhost"])

@@ -67,8 +67,7 @@ def routes(broker, node: str) -> list[web.RouteDef]:
 
     async def list_all(request: web.Request) -> web.Response:
         unacked = unacked_by_queue(broker)
-        return responses.json_response(
-            [describe(q, node, unacked) for v in responses.by_name(broker.vhosts) for q in responses.by_name(v.queues)]
+        return responses.listing(request, [describe(q, node, unacked) for v in responses.by_name(broker.vhosts) for q in responses.by_name(v.queues)]
         )
 
     async def list_vhost(request: web.Request) -> web.Response:
@@ -76,7 +75,7 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         if vhost is None:
             return responses.not_found()
         unacked = unacked_by_queue(broker)
-        return responses.json_response([describe(q, node, unacked) for q in responses.by_name(vhost.queues)])
+        return responses.listing(request, [describe(q, node, unacked) for q in responses.by_name(vhost.queues)])
 
     async def show(request: web.Request) -> web.Response:
         vhost = vhost_of(request)

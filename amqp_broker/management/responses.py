@@ -12,6 +12,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from .. import errors
+from . import listing as listing_rules
 
 BASIC_REALM = 'Basic realm="RabbitMQ Management"'
 
@@ -92,3 +93,11 @@ def _json_default(value):
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", "replace")
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def listing(request: web.Request, items: list[dict]) -> web.Response:
+    """A list endpoint's answer with the request's sort/columns/pagination applied."""
+    try:
+        return json_response(listing_rules.apply(request.query, items))
+    except listing_rules.ListingError as exc:
+        return error(400, exc.error, exc.reason)

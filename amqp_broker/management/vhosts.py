@@ -27,7 +27,7 @@ def describe(vhost, node: str, unacked: Counter) -> dict:
 def routes(broker, node: str) -> list[web.RouteDef]:
     async def list_vhosts(request: web.Request) -> web.Response:
         unacked = unacked_by_queue(broker)
-        return responses.json_response([describe(v, node, unacked) for v in responses.by_name(broker.vhosts)])
+        return responses.listing(request, [describe(v, node, unacked) for v in responses.by_name(broker.vhosts)])
 
     async def show(request: web.Request) -> web.Response:
         vhost = broker.vhosts.get(request.match_info["vhost"])
