@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from .session import Session, effects
 
@@ -43,6 +44,7 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         name = f"{_fmt(peer)} -> {_fmt(sock)}" if peer and sock else "?"
         self.session = Session(self.broker, peer, name, self.loop.time())
+        self.session.connected_at = time.time()
         self.session.outbox.on_output = self._schedule_flush
         transport.set_write_buffer_limits(high=1 << 20)
         self.broker.connections.add(self)

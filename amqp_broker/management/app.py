@@ -6,7 +6,7 @@ import socket
 
 from aiohttp import web
 
-from . import auth, connections, exchanges, overview, queues, vhosts
+from . import auth, channels, connections, consumers, exchanges, health, nodes, overview, policies, queues, vhosts
 
 
 def node_name() -> str:
@@ -21,7 +21,12 @@ def make_app(broker) -> web.Application:
     app.add_routes(vhosts.routes(broker, node))
     app.add_routes(queues.routes(broker, node))
     app.add_routes(exchanges.routes(broker))
-    app.add_routes(connections.routes(broker))
+    app.add_routes(connections.routes(broker, node))
+    app.add_routes(channels.routes(broker, node))
+    app.add_routes(consumers.routes(broker, node))
+    app.add_routes(policies.routes(broker))
+    app.add_routes(nodes.routes(broker, node))
+    app.add_routes(health.routes(broker))
     return app
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -14,22 +15,39 @@ from .. import errors
 from ..args import Arguments
 from . import responses
 from .connections import opened_sessions
+from .consumers import of_queue
 
 
 def unacked_by_queue(broker) -> Counter:
     """Delivered, not yet acknowledged messages per queue, counted over every open channel.
     (The queue itself forgets a message once it is handed out; its channel holds it.)"""
+    return unacked_totals(broker).counts
+
+
+class Unacked(NamedTuple):
+    """Delivered, unacknowledged messages per queue: how many, and their body bytes."""
+
+    counts: Counter
+    bytes: Counter
+
+
+def unacked_totals(broker) -> Unacked:
     counts: Counter = Counter()
+    sizes: Counter = Counter()
     for session in opened_sessions(broker):
         for channel in session.channels.values():
-            for _entry, queue, _consumer in channel.unacked.values():
+            for entry, queue, _consumer in channel.unacked.values():
                 counts[queue] += 1
-    return counts
+                sizes[queue] += entry.msg.body_size
+    return Unacked(counts, sizes)
 
 
-def describe(queue, node: str, unacked: Counter) -> dict:
-    ready = queue.message_count
-    pending = unacked.get(queue, 0)
+def describe(queue, node: str, unacked: Unacked) -> dict:
+    ready, ready_bytes = queue.message_count, queue.message_bytes
+    pending, pending_bytes = unacked.counts.get(queue, 0), unacked.bytes.get(queue, 0)
+    policy = queue.policy
+    consumers = queue.consumer_set
+    exclusive = consumers.exclusive
     return {
         "name": queue.name,
         "vhost": queue.vhost.name,
@@ -43,9 +61,17 @@ def describe(queue, node: str, unacked: Counter) -> dict:
         "messages": ready + pending,
         "messages_ready": ready,
         "messages_unacknowledged": pending,
-        "message_bytes_ready": queue.message_bytes,
+        "message_bytes": ready_bytes + pending_bytes,
+        "message_bytes_ready": ready_bytes,
+        "message_bytes_unacknowledged": pending_bytes,
         "consumers": queue.consumer_count,
-        "policy": queue.policy.name if queue.policy is not None else None,
+        "exclusive_consumer_tag": exclusive.tag if exclusive is not None else None,
+        "single_active_consumer_tag": (
+            consumers.members[0].tag if consumers.single_active and consumers.members else None
+        ),
+        "policy": policy.name if policy is not None else None,
+        "effective_policy_definition": dict(policy.definition) if policy is not None else {},
+        "operator_policy": None,  # operator policies are not implemented: none ever applies
     }
 
 
@@ -66,7 +92,7 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         return broker.vhosts.get(request.match_info["vhost"])
 
     async def list_all(request: web.Request) -> web.Response:
-        unacked = unacked_by_queue(broker)
+        unacked = unacked_totals(broker)
         return responses.listing(request, [describe(q, node, unacked) for v in responses.by_name(broker.vhosts) for q in responses.by_name(v.queues)]
         )
 
@@ -74,7 +100,7 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         vhost = vhost_of(request)
         if vhost is None:
             return responses.not_found()
-        unacked = unacked_by_queue(broker)
+        unacked = unacked_totals(broker)
         return responses.listing(request, [describe(q, node, unacked) for q in responses.by_name(vhost.queues)])
 
     async def show(request: web.Request) -> web.Response:
@@ -82,7 +108,9 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         queue = vhost.queues.get(request.match_info["name"]) if vhost is not None else None
         if queue is None:
             return responses.not_found()
-        return responses.json_response(describe(queue, node, unacked_by_queue(broker)))
+        body = describe(queue, node, unacked_totals(broker))
+        body["consumer_details"] = of_queue(queue, node)  # only for one queue, as RabbitMQ
+        return responses.json_response(body)
 
     async def declare(request: web.Request) -> web.Response:
         vhost = vhost_of(request)

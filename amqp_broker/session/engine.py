@@ -47,6 +47,10 @@ class Session:
         self.user = None
         self.vhost = None
         self.client_properties: dict = {}
+        self.auth_mechanism: str | None = None  # the SASL mechanism the client logged in with
+        # wall-clock seconds of the accept, for the management API (the engine itself only
+        # knows the loop time it is given); the adapter sets it
+        self.connected_at: float | None = None
         self.capabilities: dict = {}
         self.exclusive_queues: set = set()
         self.channels: dict[int, ChannelSession] = {}

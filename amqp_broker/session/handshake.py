@@ -169,6 +169,7 @@ def _start_ok(session, obj) -> None:
         else:
             session.refuse()
         return
+    session.auth_mechanism = mechanism
     session.state = TUNE_OK
     session.send(
         codec.encode(0, C.Connection.Tune, channel_max=broker.channel_max,
