@@ -57,7 +57,7 @@ def describe(conn, node: str) -> dict:
     local = conn.transport.get_extra_info("sockname") if conn.transport is not None else None
     host, port = (local[0], local[1]) if local else (None, None)
     connected_at = session.connected_at
-    return {
+    body = {
         "name": session.name,
         "node": node,
         "type": "network",
@@ -87,6 +87,12 @@ def describe(conn, node: str) -> dict:
         "peer_cert_issuer": None,
         "peer_cert_validity": None,
     }
+    # the name a client gave its connection (client property connection_name), as RabbitMQ
+    # shows it beside the address-based one
+    given = body["client_properties"].get("connection_name")
+    if isinstance(given, str):
+        body["user_provided_name"] = given
+    return body
 
 
 def close_text(reason: str | None) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from helpers.broker import BrokerThread
+from helpers.wait import wait_until
 
 MGMT_REFERENCE_URL = os.environ.get("MGMT_REFERENCE_URL")
 
@@ -45,9 +46,10 @@ class Mgmt:
         self.amqp_url = amqp_url
         self.own = own  # our broker, None in reference mode
 
-    def request(self, method: str, path: str, body=None, auth: tuple[str, str] | None | bool = True) -> Reply:
+    def request(self, method: str, path: str, body=None, auth: tuple[str, str] | None | bool = True,
+                headers: dict | None = None) -> Reply:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
         if data is not None:
             req.add_header("Content-Type", "application/json")
         if auth is True:
@@ -86,6 +88,20 @@ class Mgmt:
     def remove_user(self, name: str) -> None:
         if self.own is None:
             self.delete(f"/api/users/{name}")
+
+
+def polled(mgmt: Mgmt, path: str, pred) -> dict:
+    """GET `path` until `pred(body)` holds (statistics lag on RabbitMQ); the last body."""
+    last = {}
+
+    def check() -> bool:
+        nonlocal last
+        reply = mgmt.get(path)
+        last = reply.json if reply.status == 200 else {}
+        return bool(last) and pred(last)
+
+    assert wait_until(check, interval=0.2), last
+    return last
 
 
 def _lower(headers) -> dict:
