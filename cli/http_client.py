@@ -7,6 +7,7 @@ that names RabbitMQ's reason, which the commands print and exit with.
 """
 from __future__ import annotations
 
+import html
 import json
 from typing import Any, Optional
 from urllib.parse import quote
@@ -89,7 +90,8 @@ def reason_of(response: httpx.Response) -> str:
     if isinstance(body, dict) and "reason" in body:
         reason = body["reason"]
         text = reason if isinstance(reason, str) else json.dumps(reason)
-        return f"{body.get('error', 'error')}: {text}"
+        # RabbitMQ escapes reasons for its web page and some span lines: one plain line here.
+        return f"{body.get('error', 'error')}: {' '.join(html.unescape(text).split())}"
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 
