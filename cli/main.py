@@ -1,4 +1,6 @@
-"""Command line: `amqp-broker serve` runs the broker in the foreground.
+"""Command line: `amqp-broker serve` runs the broker in the foreground; the other commands
+administer a running broker through its management HTTP API (one module per group: queues.py,
+exchanges.py, ...; see docs/cli.md).
 
 Deliberately thin: it parses options, prepares the data directory, and hands everything to
 `amqp_broker.Broker`. No broker logic lives here.
@@ -18,12 +20,14 @@ from typing import Optional
 
 import typer
 
+from . import bindings, connections, definitions, exchanges, permissions, policies, queues, status, users, vhosts
+from .command import admin_command, fail
+
 log = logging.getLogger("amqp_broker.cli")
 
 app = typer.Typer(
     name="amqp-broker",
     help="An AMQP 0-9-1 message broker that RabbitMQ clients use unchanged.",
-    add_completion=False,
     no_args_is_help=True,
 )
 
@@ -49,12 +53,6 @@ def package_version() -> str:
         return version("amqp-broker")
     except Exception:  # not installed (running from a bare checkout)
         return getattr(__import__("amqp_broker"), "__version__", "unknown")
-
-
-def fail(message: str) -> "typer.Exit":
-    """Print a one-line error to stderr and return the Exit to raise (exit code 1)."""
-    typer.echo(f"amqp-broker: error: {message}", err=True)
-    return typer.Exit(code=1)
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -182,6 +180,21 @@ def serve(
 def version() -> None:
     """Print the version."""
     typer.echo(f"amqp-broker {package_version()}")
+
+
+app.add_typer(queues.app, name="queues")
+app.add_typer(exchanges.app, name="exchanges")
+app.add_typer(bindings.app, name="bindings")
+admin_command(app, "publish")(exchanges.publish)
+app.add_typer(policies.app, name="policies")
+app.add_typer(users.app, name="users")
+app.add_typer(vhosts.app, name="vhosts")
+app.add_typer(permissions.app, name="permissions")
+app.add_typer(connections.connections_app, name="connections")
+app.add_typer(connections.channels_app, name="channels")
+app.add_typer(connections.consumers_app, name="consumers")
+app.add_typer(definitions.app, name="definitions")
+admin_command(app, "status")(status.status)
 
 
 if __name__ == "__main__":
