@@ -81,7 +81,11 @@ class NotBoolean(ValueError):
 
 
 def _bool(body: dict, key: str) -> bool:
+    # rabbit_mgmt_util:parse_bool takes JSON booleans and the strings "true"/"false" (what
+    # rabbitmqadmin sends), nothing else
     value = body.get(key, False)
+    if value in ("true", "false"):
+        return value == "true"
     if not isinstance(value, bool):
         raise NotBoolean(value)
     return value
