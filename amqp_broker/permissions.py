@@ -36,11 +36,24 @@ class InvalidRegex(ValueError):
         self.offset = offset
 
 
+# Python's texts for the common mistakes -> PCRE's (Erlang's re), with where PCRE reports them
+# (True: at the end of the pattern); other errors keep Python's text and position.
+_PCRE_ERRORS = {
+    "missing ), unterminated subpattern": ("missing )", True),
+    "unterminated character set": ("missing terminating ] for character class", True),
+    "unbalanced parenthesis": ("unmatched parentheses", False),
+    "nothing to repeat": ("nothing to repeat", False),
+}
+
+
 def check_regex(pattern: str) -> None:
+    """InvalidRegex unless `pattern` compiles."""
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise InvalidRegex(pattern, exc.msg, exc.pos if exc.pos is not None else len(pattern)) from None
+        pos = exc.pos if exc.pos is not None else len(pattern)
+        message, at_end = _PCRE_ERRORS.get(exc.msg, (exc.msg, False))
+        raise InvalidRegex(pattern, message, len(pattern) if at_end else pos) from None
 
 
 class Permissions:

@@ -6,7 +6,7 @@ import socket
 
 from aiohttp import web
 
-from . import auth, connections, exchanges, overview, queues, vhosts
+from . import auth, connections, definitions, exchanges, overview, permissions, queues, users, vhosts
 
 
 def node_name() -> str:
@@ -22,6 +22,9 @@ def make_app(broker) -> web.Application:
     app.add_routes(queues.routes(broker, node))
     app.add_routes(exchanges.routes(broker))
     app.add_routes(connections.routes(broker))
+    app.add_routes(users.routes(broker))
+    app.add_routes(permissions.routes(broker))
+    app.add_routes(definitions.routes(broker))
     return app
 
 
