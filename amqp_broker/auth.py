@@ -137,10 +137,8 @@ class UserStore:
         hashing_algorithm) rows."""
         self.users = {}
         for name, salt, password_hash, tags, algorithm in rows:
-            user = User.from_hash(name, bytes(salt) + bytes(password_hash), algorithm,
-                                  (t for t in tags.split(",") if t))
-            user.salt = bytes(salt)  # kept as stored, even a salt of another length
-            user.password_hash = bytes(password_hash)
+            user = User.from_hash(name, b"", algorithm, (t for t in tags.split(",") if t))
+            user.salt, user.password_hash = bytes(salt), bytes(password_hash)  # exactly as stored
             self.users[name] = user
 
     def authenticate(self, mechanism: str, response, peer_host: str | None) -> User:

@@ -47,7 +47,7 @@ def _text(item: dict, key: str, section: str, default: str | None = None) -> str
     return value
 
 
-def _flag(item: dict, key: str, section: str) -> bool:
+def _flag(item: dict, key: str) -> bool:
     value = item.get(key, False)
     if not isinstance(value, bool):
         raise ImportRefused(["not_boolean", value])
@@ -87,7 +87,7 @@ class ImportPlan:
         for step in self.steps:
             step()
 
-    def _vhost_of(self, item: dict, section: str) -> str:
+    def _vhost_of(self, item: dict) -> str:
         if self.only_vhost is not None:
             return self.only_vhost
         name = item.get("vhost")
@@ -121,7 +121,7 @@ class ImportPlan:
     def _permissions(self, items: list[dict]) -> None:
         for item in items:
             user = _text(item, "user", "permissions")
-            vhost = self._vhost_of(item, "permissions")
+            vhost = self._vhost_of(item)
             if user not in self.users:
                 raise ImportRefused(["no_such_user", user])
             patterns = [_text(item, key, "permissions") for key in PERMISSION_KEYS]
@@ -136,7 +136,7 @@ class ImportPlan:
 
     def _policies(self, items: list[dict]) -> None:
         for item in items:
-            vhost = self._vhost_of(item, "policies")
+            vhost = self._vhost_of(item)
             name = _text(item, "name", "policies")
             try:
                 policy = validate_policy(name, item.get("pattern"), item.get("definition"),
@@ -148,9 +148,9 @@ class ImportPlan:
 
     def _queues(self, items: list[dict]) -> None:
         for item in items:
-            vhost_name = self._vhost_of(item, "queues")
+            vhost_name = self._vhost_of(item)
             name = _text(item, "name", "queues")
-            durable, auto_delete = _flag(item, "durable", "queues"), _flag(item, "auto_delete", "queues")
+            durable, auto_delete = _flag(item, "durable"), _flag(item, "auto_delete")
             args = _table(item, "queues")
             vhost = self.broker.vhosts.get(vhost_name)
             existing = vhost.queues.get(name) if vhost is not None else None
@@ -168,11 +168,11 @@ class ImportPlan:
 
     def _exchanges(self, items: list[dict]) -> None:
         for item in items:
-            vhost_name = self._vhost_of(item, "exchanges")
+            vhost_name = self._vhost_of(item)
             name = _text(item, "name", "exchanges")
             type_name = _text(item, "type", "exchanges")
-            durable, auto_delete = _flag(item, "durable", "exchanges"), _flag(item, "auto_delete", "exchanges")
-            internal = _flag(item, "internal", "exchanges")
+            durable, auto_delete = _flag(item, "durable"), _flag(item, "auto_delete")
+            internal = _flag(item, "internal")
             args = _table(item, "exchanges")
             if not name or name.startswith("amq."):
                 continue  # the standard exchanges every vhost has
@@ -191,7 +191,7 @@ class ImportPlan:
 
     def _bindings(self, items: list[dict]) -> None:
         for item in items:
-            vhost_name = self._vhost_of(item, "bindings")
+            vhost_name = self._vhost_of(item)
             source = _text(item, "source", "bindings")
             destination = _text(item, "destination", "bindings")
             kind = _text(item, "destination_type", "bindings")
