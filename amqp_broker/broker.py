@@ -101,13 +101,18 @@ class Broker:
                         queue.recover_expiries(await self.store.expiring(queue.store_id))
                     await queue.wait_paged_in()
                     queue.touch()
-            await self._listen()
+            # the management listener first: once the AMQP port accepts, the whole broker is up
+            # (clients and tests that wait for the AMQP port may use the API at once)
             if self.mgmt_port is not None:
                 await self._start_mgmt()
+            await self._listen()
         except BaseException:
             for server in self._servers:
                 server.close()
             self._servers.clear()
+            if self._mgmt is not None:
+                await self._mgmt.stop()
+                self._mgmt = None
             await self.store.close()
             raise
         self.started = True
