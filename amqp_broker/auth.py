@@ -6,6 +6,7 @@ door on a network.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -20,41 +21,124 @@ class AuthError(Exception):
     """Login refused (bad credentials, unknown user, or guest from a remote address)."""
 
 
-def _hash(password: str, salt: bytes) -> bytes:
-    # RabbitMQ's default is salted SHA-256 too (rabbit_password_hashing_sha256)
-    return hashlib.sha256(salt + password.encode("utf-8")).digest()
+SHA256 = "rabbit_password_hashing_sha256"  # RabbitMQ's default, and ours for new passwords
+SHA512 = "rabbit_password_hashing_sha512"
+MD5 = "rabbit_password_hashing_md5"
+# rabbit_password_hashing_*: each hashes salt + UTF-8 password with one digest
+HASHING_ALGORITHMS = {SHA256: hashlib.sha256, SHA512: hashlib.sha512, MD5: hashlib.md5}
+SALT_BYTES = 4  # rabbit_password:generate_salt/0
+
+
+class BadPasswordHash(ValueError):
+    """An imported password hash that is not base64 (RabbitMQ: {not_base64, Hash})."""
+
+
+def _hash(password: str, salt: bytes, algorithm: str = SHA256) -> bytes:
+    return HASHING_ALGORITHMS[algorithm](salt + password.encode("utf-8")).digest()
+
+
+def decode_password_hash(text: str) -> bytes:
+    """A `password_hash` as RabbitMQ exports it (base64 of salt + digest) -> its bytes."""
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise BadPasswordHash(text) from None
 
 
 class User:
-    __slots__ = ("name", "salt", "password_hash", "tags")
+    """A user with RabbitMQ's password hash: a 4-byte salt and digest(salt + password).
 
-    def __init__(self, name: str, password: str, tags=("administrator",)):
+    An empty hash means the user has no password: it cannot log in with one (RabbitMQ's
+    `clear_password`, e.g. a user meant for certificate logins). A hashing algorithm this
+    broker does not know keeps its hash for export but can never log in.
+    """
+
+    __slots__ = ("name", "salt", "password_hash", "hashing_algorithm", "tags")
+
+    def __init__(self, name: str, password: str | None, tags=("administrator",)):
         self.name = name
-        self.salt = os.urandom(4)
-        self.password_hash = _hash(password, self.salt)
+        self.hashing_algorithm = SHA256
         self.tags = tuple(tags)
+        self.set_password(password)
+
+    @classmethod
+    def from_hash(cls, name: str, rabbit_hash: bytes, algorithm: str = SHA256, tags=()) -> "User":
+        """A user with an imported hash (salt + digest, as in RabbitMQ's definitions)."""
+        user = cls.__new__(cls)
+        user.name, user.tags, user.hashing_algorithm = name, tuple(tags), algorithm
+        user.salt, user.password_hash = bytes(rabbit_hash[:SALT_BYTES]), bytes(rabbit_hash[SALT_BYTES:])
+        return user
+
+    def set_password(self, password: str | None) -> None:
+        """A new password (None: no password at all), hashed with SHA-256 as RabbitMQ does."""
+        self.hashing_algorithm = SHA256
+        if password is None:
+            self.salt, self.password_hash = b"", b""
+            return
+        self.salt = os.urandom(SALT_BYTES)
+        self.password_hash = _hash(password, self.salt)
+
+    @property
+    def rabbit_hash(self) -> bytes:
+        """salt + digest: RabbitMQ's password_hash before base64."""
+        return self.salt + self.password_hash
+
+    @property
+    def exported_hash(self) -> str:
+        """The `password_hash` field of RabbitMQ's user JSON ("" without a password)."""
+        return base64.b64encode(self.rabbit_hash).decode("ascii")
 
     def check(self, password: str) -> bool:
-        return hmac.compare_digest(_hash(password, self.salt), self.password_hash)
+        if not self.password_hash or self.hashing_algorithm not in HASHING_ALGORITHMS:
+            return False
+        return hmac.compare_digest(_hash(password, self.salt, self.hashing_algorithm), self.password_hash)
 
 
 class UserStore:
+    """The broker's users. Changes are written to the store attached at start (attach_store),
+    so users created before the broker starts are the first start's defaults."""
+
     def __init__(self, users: dict[str, str] | None = None, loopback_users=("guest",)):
         if users is None:
             users = {"guest": "guest"}
         self.users = {name: User(name, pw) for name, pw in users.items()}
         self.loopback_users = set(loopback_users)
+        self.store = None
 
-    def add(self, name: str, password: str, tags=("administrator",)) -> None:
-        self.users[name] = User(name, password, tags)
+    def attach_store(self, store) -> None:
+        self.store = store
+
+    def add(self, name: str, password: str | None, tags=("administrator",)) -> User:
+        """Create or replace a user with a password (None: no password)."""
+        return self.put(User(name, password, tags))
+
+    def put(self, user: User) -> User:
+        """Create or replace `user`, durably."""
+        self.users[user.name] = user
+        self.save(user)
+        return user
+
+    def save(self, user: User) -> None:
+        """Write a changed user to the store."""
+        if self.store is not None:
+            self.store.save_user(user.name, user.salt, user.password_hash, ",".join(user.tags),
+                                 user.hashing_algorithm)
+
+    def delete(self, name: str) -> bool:
+        """Forget a user (the store forgets its permissions too); False if there was none."""
+        if self.users.pop(name, None) is None:
+            return False
+        if self.store is not None:
+            self.store.delete_user(name)
+        return True
 
     def load(self, rows) -> None:
-        """Replace the users with stored ones: (name, salt, password_hash, tags) rows."""
+        """Replace the users with stored ones: (name, salt, password_hash, tags,
+        hashing_algorithm) rows."""
         self.users = {}
-        for name, salt, password_hash, tags in rows:
-            user = User.__new__(User)
-            user.name, user.salt, user.password_hash = name, bytes(salt), bytes(password_hash)
-            user.tags = tuple(t for t in tags.split(",") if t)
+        for name, salt, password_hash, tags, algorithm in rows:
+            user = User.from_hash(name, b"", algorithm, (t for t in tags.split(",") if t))
+            user.salt, user.password_hash = bytes(salt), bytes(password_hash)  # exactly as stored
             self.users[name] = user
 
     def authenticate(self, mechanism: str, response, peer_host: str | None) -> User:

@@ -19,8 +19,10 @@ from . import errors
 from .auth import UserStore
 from .server import ClientConnection
 from .expiry import Expirer
+from .permissions import FULL, Permissions
 from .policy_service import PolicyService
 from .vhost import VHost
+from .vhost_registry import DEFAULT_VHOST, VHostRegistry
 
 log = logging.getLogger("amqp_broker")
 
@@ -50,12 +52,14 @@ class Broker:
         self.frame_max = frame_max
         self.channel_max = channel_max
         self.users = UserStore(users)
+        self.permissions = Permissions()
         self.store = store
         # the management HTTP API (amqp_broker.management): None = no listener, 0 = a free port
         self.mgmt_host = mgmt_host
         self.mgmt_port = mgmt_port
         self._mgmt = None
         self.vhosts: dict[str, VHost] = {}
+        self.vhost_registry = VHostRegistry(self)  # creates, deletes and recovers the vhosts
         self.connections: set[ClientConnection] = set()
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
         self.reply_channels: dict = {}
@@ -84,9 +88,7 @@ class Broker:
         await self.store.open()
         try:
             self.expirer = Expirer()
-            self.vhosts["/"] = VHost("/", self.store, self.expirer)
-            for vhost in self.vhosts.values():
-                vhost.policies = self.policies
+            self.vhost_registry.recover()
             self._recover()
             self.delayed.load(self.store.delayed())
             self._recover_users()
@@ -99,13 +101,18 @@ class Broker:
                         queue.recover_expiries(await self.store.expiring(queue.store_id))
                     await queue.wait_paged_in()
                     queue.touch()
-            await self._listen()
+            # the management listener first: once the AMQP port accepts, the whole broker is up
+            # (clients and tests that wait for the AMQP port may use the API at once)
             if self.mgmt_port is not None:
                 await self._start_mgmt()
+            await self._listen()
         except BaseException:
             for server in self._servers:
                 server.close()
             self._servers.clear()
+            if self._mgmt is not None:
+                await self._mgmt.stop()
+                self._mgmt = None
             await self.store.close()
             raise
         self.started = True
@@ -226,13 +233,18 @@ class Broker:
             vhost.restore_binding(source, dest, bd.routing_key, Arguments.decode(bd.arguments).plain)
 
     def _recover_users(self) -> None:
-        """Users live in the store once it has them; the first start writes the defaults."""
+        """Users and permissions live in the store once it has users; the first start writes
+        the defaults, each allowed everything on the default vhost (RabbitMQ's guest is)."""
+        self.users.attach_store(self.store)
+        self.permissions.attach_store(self.store)
         rows = self.store.users()
         if rows:
             self.users.load(rows)
+            self.permissions.load(self.store.permissions())
         else:
             for user in self.users.users.values():
-                self.store.save_user(user.name, user.salt, user.password_hash, ",".join(user.tags))
+                self.users.save(user)
+                self.permissions.set(user.name, DEFAULT_VHOST, FULL, FULL, FULL)
 
     # -- introspection -----------------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 EMPTY_TABLE = b"\x00\x00\x00\x00"  # an encoded field table with no entries
+# RabbitMQ's default password hashing (rabbit_password_hashing_sha256): the hashing a stored
+# user has unless it was saved with another one
+DEFAULT_HASHING = "rabbit_password_hashing_sha256"
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,8 @@ DelayedRow = tuple[int, str, str, str, int, bytes, bytes]
 
 
 class Store(ABC):
-    """Durable definitions of a broker, users, policies, delayed messages and (when
-    `persists_messages`) persistent messages.
+    """Durable definitions of a broker, vhosts, users, permissions, policies, delayed
+    messages and (when `persists_messages`) persistent messages.
 
     Every method is implemented by every store; `persists_messages` only tells the broker
     whether to route persistent messages of durable queues through the message operations
@@ -125,14 +128,48 @@ class Store(ABC):
     def load(self) -> Definitions:
         """Everything durable, for recovery at start (after open())."""
 
-    # -- users, policies, delayed messages -----------------------------------------------------
+    # -- vhosts, users, permissions -------------------------------------------------------------
 
     @abstractmethod
-    def users(self) -> list[tuple[str, bytes, bytes, str]]:
-        """(name, salt, password_hash, tags) rows."""
+    def vhosts(self) -> list[tuple[str, str]]:
+        """(name, metadata json) rows: every virtual host, with RabbitMQ's metadata
+        (description, tags, tracing) as the broker saved it."""
 
     @abstractmethod
-    def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str) -> None: ...
+    def save_vhost(self, name: str, metadata_json: str) -> None:
+        """Create or update a virtual host."""
+
+    @abstractmethod
+    def delete_vhost(self, name: str) -> None:
+        """Forget the vhost and everything stored under it: its exchanges, queues with their
+        stored messages, bindings, policies, permissions and delayed messages."""
+
+    @abstractmethod
+    def users(self) -> list[tuple[str, bytes, bytes, str, str]]:
+        """(name, salt, password_hash, tags, hashing_algorithm) rows."""
+
+    @abstractmethod
+    def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str,
+                  hashing_algorithm: str = DEFAULT_HASHING) -> None:
+        """Create or replace a user; `tags` comma-separated, `password_hash` the digest
+        (empty: no password)."""
+
+    @abstractmethod
+    def delete_user(self, name: str) -> None:
+        """Forget the user and its permissions on every vhost."""
+
+    @abstractmethod
+    def permissions(self) -> list[tuple[str, str, str, str, str]]:
+        """(user, vhost, configure, write, read) rows."""
+
+    @abstractmethod
+    def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        """Create or replace a user's permissions on a vhost (regular expressions)."""
+
+    @abstractmethod
+    def delete_permission(self, user: str, vhost: str) -> None: ...
+
+    # -- policies, delayed messages ------------------------------------------------------------
 
     @abstractmethod
     def policies(self) -> list[tuple[str, str, str]]:

@@ -1,7 +1,8 @@
 """An in-memory Store: everything lives as long as the store object.
 
 Used for transient brokers and embedding; a broker restarted in-process with the same
-MemoryStore recovers its durable definitions, users, policies and delayed messages, which
+MemoryStore recovers its durable definitions, vhosts, users, permissions, policies and delayed
+messages, which
 lets recovery be tested without a disk.
 
 It implements the message operations too (memory_messages.py), but reports
@@ -17,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from .base import BindingDef, DelayedRow, Definitions, EntryRow, ExchangeDef, QueueDef, Store
+from .base import DEFAULT_HASHING, BindingDef, DelayedRow, Definitions, EntryRow, ExchangeDef, QueueDef, Store
 from .memory_messages import MessageTable
 
 log = logging.getLogger("amqp_broker.storage")
@@ -30,6 +31,8 @@ class MemoryStore(Store):
         self._queues: dict[tuple[str, str], QueueDef] = {}
         self._bindings: dict[BindingDef, None] = {}  # a dict keeps them in insertion order
         self._users: dict[str, tuple] = {}
+        self._vhosts: dict[str, str] = {}  # name -> metadata json
+        self._permissions: dict[tuple[str, str], tuple[str, str, str]] = {}  # (user, vhost) -> patterns
         self._policies: dict[tuple[str, str], str] = {}
         self._delayed: dict[int, DelayedRow] = {}
         self._next_delayed_id = 1
@@ -91,8 +94,43 @@ class MemoryStore(Store):
     def users(self) -> list[tuple]:
         return list(self._users.values())
 
-    def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str) -> None:
-        self._users[name] = (name, salt, password_hash, tags)
+    def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str,
+                  hashing_algorithm: str = DEFAULT_HASHING) -> None:
+        self._users[name] = (name, salt, password_hash, tags, hashing_algorithm)
+
+    def delete_user(self, name: str) -> None:
+        self._users.pop(name, None)
+        for key in [k for k in self._permissions if k[0] == name]:
+            del self._permissions[key]
+
+    def vhosts(self) -> list[tuple]:
+        return list(self._vhosts.items())
+
+    def save_vhost(self, name: str, metadata_json: str) -> None:
+        self._vhosts[name] = metadata_json
+
+    def delete_vhost(self, name: str) -> None:
+        self._vhosts.pop(name, None)
+        for key in [k for k in self._queues if k[0] == name]:
+            self._messages.drop_queue(self._queues.pop(key).store_id)
+        for key in [k for k in self._exchanges if k[0] == name]:
+            del self._exchanges[key]
+        self._drop_bindings(lambda b: b.vhost == name)
+        for key in [k for k in self._policies if k[0] == name]:
+            del self._policies[key]
+        for key in [k for k in self._permissions if k[1] == name]:
+            del self._permissions[key]
+        for row_id in [i for i, row in self._delayed.items() if row[1] == name]:
+            del self._delayed[row_id]
+
+    def permissions(self) -> list[tuple]:
+        return [(user, vhost, *patterns) for (user, vhost), patterns in self._permissions.items()]
+
+    def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        self._permissions[(user, vhost)] = (configure, write, read)
+
+    def delete_permission(self, user: str, vhost: str) -> None:
+        self._permissions.pop((user, vhost), None)
 
     def policies(self) -> list[tuple]:
         return [(vhost, name, text) for (vhost, name), text in self._policies.items()]

@@ -18,7 +18,7 @@ from .base import StoreError
 
 log = logging.getLogger("amqp_broker.storage")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _migrate_0_to_1(db: sqlite3.Connection) -> None:
@@ -66,8 +66,29 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     )
 
 
+DEFAULT_VHOST_METADATA = '{"description": "Default virtual host", "tags": [], "tracing": false}'
+
+
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    # The access domain: vhosts carry RabbitMQ's metadata (description, tags, tracing) as
+    # JSON, users the hashing algorithm of their password hash (imported definitions may
+    # use SHA-512 or MD5). Additive only, so databases of earlier versions keep working.
+    db.execute("ALTER TABLE vhosts ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'")
+    db.execute("UPDATE vhosts SET metadata = ? WHERE name = '/'", (DEFAULT_VHOST_METADATA,))
+    db.execute(
+        "ALTER TABLE users ADD COLUMN hashing_algorithm TEXT NOT NULL "
+        "DEFAULT 'rabbit_password_hashing_sha256'"
+    )
+    # Before version 3 every user could use every vhost: keep it so for the users and vhosts
+    # already there (a fresh database has neither, and the broker grants the defaults).
+    db.execute(
+        "INSERT OR IGNORE INTO permissions (user, vhost, configure, write, read) "
+        "SELECT users.name, vhosts.name, '.*', '.*', '.*' FROM users, vhosts"
+    )
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
-MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2]
+MIGRATIONS = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -92,11 +113,12 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
     while version < SCHEMA_VERSION:
         step = MIGRATIONS[version]
         version += 1
-        await run_in_connection_thread(db, _apply_step, step, version)  # one transaction a step
+        await run_in_connection_thread(db, apply_step, step, version)  # one transaction a step
         log.info("database %s migrated to schema version %d", path, version)
 
 
-def _apply_step(conn: sqlite3.Connection, step, version: int) -> None:
+def apply_step(conn: sqlite3.Connection, step, version: int) -> None:
+    """Run one migration step and record `version`, in one transaction."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         step(conn)

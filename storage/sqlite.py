@@ -24,7 +24,8 @@ import aiosqlite
 
 from . import sqlite_defs as sql
 from .aiosqlite_batch import connect
-from .base import BindingDef, DelayedRow, Definitions, EntryRow, ExchangeDef, QueueDef, Store, StoreError
+from .base import (DEFAULT_HASHING, BindingDef, DelayedRow, Definitions, EntryRow, ExchangeDef, QueueDef, Store,
+                   StoreError)
 from .commit import BACKLOG_HIGH, BACKLOG_LOW, GroupCommit
 from .lock import DataDirLock
 from .schema import SCHEMA_VERSION, migrate
@@ -137,8 +138,32 @@ class SQLiteStore(Store):
     def users(self) -> list[tuple]:
         return list(self._snapshot.users)
 
-    def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str) -> None:
-        self._def(sql.SAVE_USER, (name, salt, password_hash, tags))
+    def save_user(self, name: str, salt: bytes, password_hash: bytes, tags: str,
+                  hashing_algorithm: str = DEFAULT_HASHING) -> None:
+        self._def(sql.SAVE_USER, (name, salt, password_hash, tags, hashing_algorithm))
+
+    def delete_user(self, name: str) -> None:
+        self._def(sql.DELETE_USER, (name,))
+        self._def(sql.DELETE_USER_PERMISSIONS, (name,))
+
+    def vhosts(self) -> list[tuple]:
+        return list(self._snapshot.vhosts)
+
+    def save_vhost(self, name: str, metadata_json: str) -> None:
+        self._def(sql.SAVE_VHOST, (name, metadata_json))
+
+    def delete_vhost(self, name: str) -> None:
+        for statement in sql.DELETE_VHOST:
+            self._def(statement, (name,))
+
+    def permissions(self) -> list[tuple]:
+        return list(self._snapshot.permissions)
+
+    def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        self._def(sql.SAVE_PERMISSION, (user, vhost, configure, write, read))
+
+    def delete_permission(self, user: str, vhost: str) -> None:
+        self._def(sql.DELETE_PERMISSION, (user, vhost))
 
     def policies(self) -> list[tuple]:
         return list(self._snapshot.policies)

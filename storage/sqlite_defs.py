@@ -3,7 +3,8 @@ everything recovery needs at open.
 
 Definitions change rarely, so each change is one statement queued in the current batch (it
 commits with the messages of that batch, in order). They are read once, at open: the store
-answers load(), users(), policies() and delayed() from that snapshot, without a query.
+answers load(), users(), vhosts(), permissions(), policies() and delayed() from that
+snapshot, without a query.
 Argument tables are stored and returned as the encoded bytes the broker gave; nothing here
 decodes them.
 """
@@ -44,7 +45,31 @@ ADD_DELAYED = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 REMOVE_DELAYED = "DELETE FROM delayed_messages WHERE id=?"
-SAVE_USER = "INSERT OR REPLACE INTO users (name, salt, password_hash, tags) VALUES (?, ?, ?, ?)"
+SAVE_USER = (
+    "INSERT OR REPLACE INTO users (name, salt, password_hash, tags, hashing_algorithm) VALUES (?, ?, ?, ?, ?)"
+)
+DELETE_USER = "DELETE FROM users WHERE name=?"
+DELETE_USER_PERMISSIONS = "DELETE FROM permissions WHERE user=?"
+SAVE_VHOST = "INSERT OR REPLACE INTO vhosts (name, metadata) VALUES (?, ?)"
+SAVE_PERMISSION = (
+    "INSERT OR REPLACE INTO permissions (user, vhost, configure, write, read) VALUES (?, ?, ?, ?, ?)"
+)
+DELETE_PERMISSION = "DELETE FROM permissions WHERE user=? AND vhost=?"
+# Deleting a vhost: its queues' stored messages first (while the queue rows still say which
+# queues were the vhost's), then every definition row that names the vhost.
+DELETE_VHOST = (
+    "DELETE FROM messages WHERE id IN (SELECT message_id FROM queue_messages WHERE queue_id IN "
+    "(SELECT id FROM queues WHERE vhost=?1)) AND NOT EXISTS (SELECT 1 FROM queue_messages o "
+    "WHERE o.message_id = messages.id AND o.queue_id NOT IN (SELECT id FROM queues WHERE vhost=?1))",
+    "DELETE FROM queue_messages WHERE queue_id IN (SELECT id FROM queues WHERE vhost=?1)",
+    "DELETE FROM queues WHERE vhost=?1",
+    "DELETE FROM exchanges WHERE vhost=?1",
+    "DELETE FROM bindings WHERE vhost=?1",
+    "DELETE FROM policies WHERE vhost=?1",
+    "DELETE FROM permissions WHERE vhost=?1",
+    "DELETE FROM delayed_messages WHERE vhost=?1",
+    "DELETE FROM vhosts WHERE name=?1",
+)
 
 
 def binding_params(binding: BindingDef) -> tuple:
@@ -59,6 +84,8 @@ class Snapshot:
 
     definitions: Definitions = field(default_factory=Definitions)
     users: list[tuple] = field(default_factory=list)
+    vhosts: list[tuple] = field(default_factory=list)
+    permissions: list[tuple] = field(default_factory=list)
     policies: list[tuple] = field(default_factory=list)
     delayed: list[DelayedRow] = field(default_factory=list)
     next_message_id: int = 1
@@ -90,8 +117,12 @@ async def read_snapshot(db: aiosqlite.Connection) -> Snapshot:
             defs.bindings.append(BindingDef(vhost, source, dest_type, dest, key, args))
     async with db.execute("SELECT coalesce(max(id), 0) FROM messages") as cur:
         snap.next_message_id = (await cur.fetchone())[0] + 1
-    async with db.execute("SELECT name, salt, password_hash, tags FROM users") as cur:
+    async with db.execute("SELECT name, salt, password_hash, tags, hashing_algorithm FROM users") as cur:
         snap.users = [tuple(row) async for row in cur]
+    async with db.execute("SELECT name, metadata FROM vhosts") as cur:
+        snap.vhosts = [tuple(row) async for row in cur]
+    async with db.execute("SELECT user, vhost, configure, write, read FROM permissions") as cur:
+        snap.permissions = [tuple(row) async for row in cur]
     async with db.execute("SELECT vhost, name, definition FROM policies") as cur:
         snap.policies = [tuple(row) async for row in cur]
     async with db.execute(

@@ -144,11 +144,90 @@ async def test_users_policies_and_delayed_messages_round_trip(harness):
     await store.flush()
 
     store = await harness.restart()
-    assert sorted(store.users()) == [("app", b"s3", b"h3", "monitoring"), ("guest", b"salt", b"hash", "administrator")]
+    assert sorted(store.users()) == [("app", b"s3", b"h3", "monitoring", "rabbit_password_hashing_sha256"),
+                                     ("guest", b"salt", b"hash", "administrator", "rabbit_password_hashing_sha256")]
     assert store.policies() == [("/", "ttl", '{"pattern": "^q"}')]
     assert store.delayed() == [(2, "/", "dx", "k", 100, b"head", b"body100"), (10, "/", "dx", "", 100, b"h", b"b"),
                                (1, "/", "dx", "k", 300, b"head", b"body300")]
     assert store.add_delayed(None, "/", "dx", "k", 1, b"h", b"b") == 11  # above every id so far
+
+
+async def test_users_keep_their_hashing_algorithm_and_delete_takes_permissions(harness):
+    store = harness.store
+    store.save_user("md5", b"salt", b"digest", "", "rabbit_password_hashing_md5")
+    store.save_user("gone", b"s", b"h", "monitoring")
+    store.save_permission("gone", "/", ".*", ".*", ".*")
+    store.save_permission("md5", "/", "^a", "^b", "")
+    store.save_permission("md5", "other", "", "", "")
+    store.delete_user("gone")
+    store.delete_permission("md5", "other")
+    store.delete_user("never-there")  # forgetting what is not there is no error
+    await store.flush()
+
+    store = await harness.restart()
+    assert store.users() == [("md5", b"salt", b"digest", "", "rabbit_password_hashing_md5")]
+    assert store.permissions() == [("md5", "/", "^a", "^b", "")]
+
+
+async def test_vhosts_round_trip_and_delete_takes_everything_in_them(harness):
+    store = harness.store
+    base = {name for name, _meta in store.vhosts()}  # a new SQLite database already has "/"
+    store.save_vhost("keep", '{"description": "k"}')
+    store.save_vhost("doomed", '{"description": "d"}')
+    store.save_vhost("doomed", '{"description": "d2"}')  # replaces
+    for vhost in ("keep", "doomed"):
+        store.save_exchange(ExchangeDef(vhost, "x", "topic"))
+        qid = store.save_queue(QueueDef(vhost, "q"))
+        store.add_entry(qid, 1, msg(b"body-" + vhost.encode()))
+        store.save_binding(BindingDef(vhost, "x", "queue", "q", "k"))
+        store.save_policy(vhost, "p", "{}")
+        store.save_permission("u", vhost, ".*", ".*", ".*")
+        store.add_delayed(None, vhost, "x", "k", 100, b"h", b"b")
+    await store.flush()
+    store = await harness.restart()
+    assert dict(store.vhosts())["doomed"] == '{"description": "d2"}'
+
+    store.delete_vhost("doomed")
+    await store.flush()
+    store = await harness.restart()
+    assert {name for name, _meta in store.vhosts()} == base | {"keep"}
+    defs = store.load()
+    assert [(d.vhost, d.name) for d in defs.exchanges] == [("keep", "x")]
+    assert [(d.vhost, d.name, d.message_count) for d in defs.queues] == [("keep", "q", 1)]
+    assert [b.vhost for b in defs.bindings] == ["keep"]
+    assert store.policies() == [("keep", "p", "{}")]
+    assert store.permissions() == [("u", "keep", ".*", ".*", ".*")]
+    assert [row[1] for row in store.delayed()] == ["keep"]
+    (queue,) = defs.queues
+    entries = await store.read_entries(queue.store_id, 0, 10)
+    assert [row[5] for row in entries] == [b"body-keep"]
+
+
+async def test_database_of_schema_version_2_opens_with_its_users_allowed_everywhere(tmp_path):
+    """A database written before vhosts, permissions and hashing algorithms were stored: the
+    additive migration keeps its users and "/" and lets each user use each vhost, as before."""
+    import sqlite3
+
+    from amqp_broker.storage import schema
+
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / sqlite_module.DB_NAME, isolation_level=None)
+    for version, step in enumerate(schema.MIGRATIONS[:2], start=1):
+        schema.apply_step(db, step, version)
+    db.execute("INSERT INTO users (name, salt, password_hash, tags) VALUES ('old', x'01020304', x'aa', 'monitoring')")
+    db.execute("INSERT INTO vhosts (name) VALUES ('legacy')")
+    db.close()
+
+    store = SQLiteStore(data)
+    await store.open()
+    try:
+        assert store.users() == [("old", b"\x01\x02\x03\x04", b"\xaa", "monitoring", "rabbit_password_hashing_sha256")]
+        meta = dict(store.vhosts())
+        assert sorted(meta) == ["/", "legacy"] and '"Default virtual host"' in meta["/"] and meta["legacy"] == "{}"
+        assert sorted(store.permissions()) == [("old", "/", ".*", ".*", ".*"), ("old", "legacy", ".*", ".*", ".*")]
+    finally:
+        await store.close()
 
 
 # -- messages ------------------------------------------------------------------------------------

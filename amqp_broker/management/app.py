@@ -6,7 +6,10 @@ import socket
 
 from aiohttp import web
 
-from . import auth, channels, connections, consumers, exchanges, health, nodes, overview, policies, queues, vhosts
+from . import (
+    auth, channels, connections, consumers, definitions, exchanges, health, nodes, overview, permissions,
+    policies, queues, users, vhosts,
+)
 
 
 def node_name() -> str:
@@ -27,6 +30,9 @@ def make_app(broker) -> web.Application:
     app.add_routes(policies.routes(broker))
     app.add_routes(nodes.routes(broker, node))
     app.add_routes(health.routes(broker))
+    app.add_routes(users.routes(broker))
+    app.add_routes(permissions.routes(broker))
+    app.add_routes(definitions.routes(broker))
     return app
 
 

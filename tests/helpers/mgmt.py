@@ -72,22 +72,17 @@ class Mgmt:
     def delete(self, path: str, **kw) -> Reply:
         return self.request("DELETE", path, **kw)
 
+    def post(self, path: str, body=None, **kw) -> Reply:
+        return self.request("POST", path, body if body is not None else {}, **kw)
+
     def add_user(self, name: str, password: str, tags: tuple[str, ...]) -> None:
-        """A user to log in with: through the reference's own API, or straight into ours."""
-        if self.own is None:
-            reply = self.put(f"/api/users/{name}", {"password": password, "tags": ",".join(tags)})
-            assert reply.status in (201, 204), reply
-            return
-        users = self.own.broker.users
-
-        async def add():
-            users.add(name, password, tags)
-
-        self.own.call(add)
+        """A user to log in with, created through the API (PUT /api/users/{name})."""
+        reply = self.put(f"/api/users/{urllib.parse.quote(name, safe='')}",
+                         {"password": password, "tags": ",".join(tags)})
+        assert reply.status in (201, 204), reply
 
     def remove_user(self, name: str) -> None:
-        if self.own is None:
-            self.delete(f"/api/users/{name}")
+        self.delete(f"/api/users/{urllib.parse.quote(name, safe='')}")
 
 
 def polled(mgmt: Mgmt, path: str, pred) -> dict:
