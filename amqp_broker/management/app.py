@@ -6,7 +6,7 @@ import socket
 
 from aiohttp import web
 
-from . import auth, connections, exchanges, overview, queues, vhosts
+from . import auth, bindings, connections, exchanges, overview, queue_messages, queues, vhosts
 
 
 def node_name() -> str:
@@ -21,6 +21,8 @@ def make_app(broker) -> web.Application:
     app.add_routes(vhosts.routes(broker, node))
     app.add_routes(queues.routes(broker, node))
     app.add_routes(exchanges.routes(broker))
+    app.add_routes(bindings.routes(broker))
+    app.add_routes(queue_messages.routes(broker))
     app.add_routes(connections.routes(broker))
     return app
 
