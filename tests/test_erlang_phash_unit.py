@@ -55,3 +55,18 @@ def test_missing_keys_are_printed_as_erlang_does():
     assert missing_keys(["a", "b"]) == "[{key_missing,a},{key_missing,b}]"
     assert missing_keys(["routing_key", "payload", "payload_encoding"]) == (
         "[{key_missing,routing_key},\n {key_missing,payload},\n {key_missing,payload_encoding}]")
+
+
+@pytest.mark.parametrize("table,reason", [
+    ({"a": None}, "null_not_allowed"),
+    ({"a": [1, {"b": None}]}, "null_not_allowed"),
+    ({"k" * 256: 1}, ["field_name_too_long", "k" * 256]),
+    ({"a": 2**64}, ["not_int", 2**64]),
+])
+def test_json_tables_that_no_field_table_holds_are_refused(table, reason):
+    from amqp_broker.management.message_json import check_table
+    from amqp_broker.management.request_body import BodyError
+
+    with pytest.raises(BodyError) as refused:
+        check_table(table)
+    assert refused.value.reason == reason

@@ -17,6 +17,7 @@ from .. import errors
 from ..queue import Queue
 from . import binding_props, responses
 from .exchanges import exchange_name
+from .message_json import check_table
 from .request_body import BodyError, json_object
 
 DEST_KINDS = {"q": "queue", "e": "exchange"}
@@ -89,19 +90,8 @@ def body_binding(body: dict) -> tuple[str, dict]:
         return routing_key, {}
     if not isinstance(arguments, dict):
         raise BodyError("arguments must be an object")
-    if _has_null(arguments):
-        raise BodyError("null_not_allowed")
+    check_table(arguments)
     return routing_key, {key: arguments[key] for key in sorted(arguments)}
-
-
-def _has_null(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, dict):
-        return any(_has_null(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_null(v) for v in value)
-    return False
 
 
 def refusal(exc: errors.AMQPError) -> web.Response:

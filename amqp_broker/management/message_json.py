@@ -39,11 +39,17 @@ _DOUBLE = struct.Struct(">d")
 
 def typed_arguments(table: dict) -> dict:
     """Declare arguments from JSON: {key: (type letter, value)}, as Arguments holds them."""
-    out = {}
-    for key in sorted(table):
-        value = table[key]
-        out[key] = (_letter(value), value)
-    return out
+    check_table(table)
+    return {key: (_letter(table[key]), table[key]) for key in sorted(table)}
+
+
+def check_table(table: dict) -> None:
+    """Refuse what no AMQP field table can hold (RabbitMQ refuses `null`; longer names and
+    integers beyond 64 bits it keeps, but they could never go out on the wire)."""
+    for key, value in table.items():
+        if len(key.encode("utf-8", "surrogatepass")) > 255:
+            raise BodyError(["field_name_too_long", key])
+        _letter(value)
 
 
 def _letter(value) -> str:
@@ -52,26 +58,25 @@ def _letter(value) -> str:
     if isinstance(value, bool):
         return "t"
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise BodyError(["not_int", value])
         return "l"
     if isinstance(value, float):
         return "d"
     if isinstance(value, str):
         return "S"
     if isinstance(value, dict):
-        _check_no_null(value.values())
+        check_table(value)
         return "F"
-    _check_no_null(value)
+    for item in value:
+        _letter(item)
     return "A"
-
-
-def _check_no_null(values) -> None:
-    for value in values:
-        _letter(value)
 
 
 def encode_table(table: dict) -> bytes:
     """A JSON object as a wire field table (length prefix included), typed as RabbitMQ types
     it; keys in order (Erlang's small maps are ordered)."""
+    check_table(table)
     body = b"".join(P.encode_shortstr(key) + _field(table[key]) for key in sorted(table))
     return _U32.pack(len(body)) + body
 
@@ -81,8 +86,6 @@ def _field(value) -> bytes:
     if letter == "t":
         return b"t\x01" if value else b"t\x00"
     if letter == "l":
-        if not -(2**63) <= value < 2**63:
-            raise BodyError(["not_int", value])  # no AMQP field holds it
         return b"l" + _I64.pack(value)
     if letter == "d":
         return b"d" + _DOUBLE.pack(value)

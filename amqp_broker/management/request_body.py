@@ -30,6 +30,10 @@ async def json_object(request: web.Request) -> dict:
         raise BodyError("not_json") from None
     if not isinstance(body, dict):
         raise BodyError("not_json")
+    try:  # a lone surrogate ("\ud800") decodes, but is no text: it cannot be stored or sent
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BodyError("not_json") from None
     return body
 
 
