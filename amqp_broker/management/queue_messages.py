@@ -74,7 +74,6 @@ def routes(broker) -> list[web.RouteDef]:
             queue = vhost.get_queue(request.match_info["name"], None)
         except errors.AMQPError as exc:
             return channel_error(exc)
-        queue.touch()  # basic.get counts as use (x-expires), even on an empty queue
         # a negative count never reaches 0 in RabbitMQ's loop: every message is taken
         wanted = count if count >= 0 else queue.message_count
         shown = []
