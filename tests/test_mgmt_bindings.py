@@ -141,3 +141,13 @@ def test_create_refusals(mgmt: Mgmt, ends, uid):
 def test_wrong_method_is_405(mgmt: Mgmt, ends):
     reply = mgmt.put(f"/api/bindings/%2F/e/{ends['x']}/q/{ends['q']}", {})
     assert reply.status == 405
+
+
+def test_exclusive_queue_of_a_connection_cannot_be_bound(mgmt: Mgmt, amqp, uid):
+    name = f"mgmt-bexcl-{uid}"
+    amqp.queue_declare(name, exclusive=True)
+    reply = post(mgmt, f"/api/bindings/%2F/e/amq.direct/q/{name}", {"routing_key": "k"})
+    assert (reply.status, reply.json) == (400, bad_request(
+        f"cannot obtain exclusive access to locked queue '{name}' in vhost '/'. It could be originally declared "
+        "on another connection or the exclusive property value does not match that of the original declaration."))
+    assert mgmt.get(f"/api/queues/%2F/{name}/bindings").json == [binding("", name, "queue", name, name)]

@@ -128,3 +128,18 @@ def test_persistent_messages_of_a_durable_queue(mgmt: Mgmt, uid):
         assert [m["payload"] for m in get(mgmt, name, -1).json] == [f"p{i}" for i in range(5)]
     finally:
         mgmt.delete(f"/api/queues/%2F/{name}")
+
+
+def test_exclusive_queue_of_a_connection_is_locked(mgmt: Mgmt, amqp, uid):
+    name = f"mgmt-mexcl-{uid}"
+    amqp.queue_declare(name, exclusive=True)
+    amqp.basic_publish("", name, b"x")
+    locked = (f"cannot obtain exclusive access to locked queue '{name}' in vhost '/'. It could be originally "
+              "declared on another connection or the exclusive property value does not match that of the "
+              "original declaration.")
+    got = get(mgmt, name, 1, "ack_requeue_true")
+    assert (got.status, got.json) == (400, bad_request(f"405 RESOURCE_LOCKED - {locked}"))
+    purged = mgmt.delete(f"/api/queues/%2F/{name}/contents")
+    assert (purged.status, purged.json) == (400, bad_request(locked))
+    assert publish(mgmt, "amq.default", name).json == {"routed": True}  # publishing to it is allowed
+    assert amqp.queue_declare(name, passive=True).method.message_count == 2

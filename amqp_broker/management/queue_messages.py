@@ -4,6 +4,7 @@ or reject them) and DELETE /api/queues/{vhost}/{name}/contents (purge).
 RabbitMQ runs "get" as basic.gets on a channel of its own (rabbit_mgmt_wm_queue_get), so a
 refusal is reported as that channel's close: 404 `not_found` / 401 `not_authorised` with the
 AMQP reply text, anything else a 400 `"<code> <reply text>"` (rabbit_mgmt_util:with_channel).
+A purge is a direct request: a refusal is a 400 with the explanation alone.
 """
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def routes(broker) -> list[web.RouteDef]:
             return responses.not_found()
         try:
             vhost.purge_queue(name, None)
-        except errors.AMQPError as exc:
-            return channel_error(exc)
+        except errors.AMQPError as exc:  # purge is a direct request: the explanation alone
+            return responses.from_amqp_error(exc)
         return web.Response(status=204)
 
     return [
