@@ -39,8 +39,8 @@ def serve(tmp_path):
 
 
 def whoami(port: int) -> dict:
-    # `serve` opens the AMQP port (which the fixture waits for) before the management one
-    assert wait_until(lambda: port_open(port), HANG_GUARD)
+    # `serve` opens the AMQP port first, the management one once aiohttp is imported
+    assert wait_until(lambda: port_open(port), HANG_GUARD), "management API not listening"
     req = urllib.request.Request(f"http://127.0.0.1:{port}/api/whoami")
     req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
     with urllib.request.urlopen(req, timeout=10) as resp:

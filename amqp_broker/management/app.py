@@ -7,8 +7,8 @@ import socket
 from aiohttp import web
 
 from . import (
-    auth, channels, connections, consumers, definitions, exchanges, health, nodes, overview, permissions,
-    policies, queues, users, vhosts,
+    auth, bindings, channels, connections, consumers, definitions, exchanges, health, nodes, overview,
+    permissions, policies, queue_messages, queues, users, vhosts,
 )
 
 
@@ -33,6 +33,8 @@ def make_app(broker) -> web.Application:
     app.add_routes(users.routes(broker))
     app.add_routes(permissions.routes(broker))
     app.add_routes(definitions.routes(broker))
+    app.add_routes(bindings.routes(broker))
+    app.add_routes(queue_messages.routes(broker))
     return app
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..permissions import InvalidRegex
 from . import responses
-from .request_body import NotJSON, json_object, missing_keys_reason
+from .request_body import BodyError, json_object, missing_keys
 
 KEYS = ("configure", "write", "read")
 
@@ -39,13 +39,13 @@ def routes(broker) -> list[web.RouteDef]:
         vhost, user = request.match_info["vhost"], request.match_info["user"]
         try:
             body = await json_object(request)
-        except NotJSON as exc:
-            return responses.bad_request(exc.args[0])
+        except BodyError as exc:
+            return responses.bad_request(exc.reason)
         if not known(vhost, user):
             return responses.bad_request("vhost_or_user_not_found")
         missing = [key for key in KEYS if key not in body]
         if missing:
-            return responses.bad_request(missing_keys_reason(missing))
+            return responses.bad_request(missing_keys(missing))
         patterns = [body[key] for key in KEYS]
         if not all(isinstance(p, str) for p in patterns):
             return responses.bad_request("configure, write and read must be strings")

@@ -5,7 +5,6 @@ and their texts are the AMQP ones; only the status code differs (400 instead of 
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import NamedTuple
 
@@ -14,6 +13,7 @@ from aiohttp import web
 from .. import errors
 from ..args import Arguments
 from . import responses
+from .request_body import BodyError, flag, json_object
 from .connections import opened_sessions
 from .consumers import of_queue
 
@@ -75,22 +75,6 @@ def describe(queue, node: str, unacked: Unacked) -> dict:
     }
 
 
-class NotBoolean(ValueError):
-    """A flag of the PUT body that is not a JSON boolean; RabbitMQ's reason is the pair
-    ["not_boolean", value]."""
-
-
-def _bool(body: dict, key: str) -> bool:
-    # rabbit_mgmt_util:parse_bool takes JSON booleans and the strings "true"/"false" (what
-    # rabbitmqadmin sends), nothing else
-    value = body.get(key, False)
-    if value in ("true", "false"):
-        return value == "true"
-    if not isinstance(value, bool):
-        raise NotBoolean(value)
-    return value
-
-
 def routes(broker, node: str) -> list[web.RouteDef]:
     def vhost_of(request: web.Request):
         return broker.vhosts.get(request.match_info["vhost"])
@@ -120,17 +104,12 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         vhost = vhost_of(request)
         if vhost is None:
             return responses.vhost_not_found()
-        try:
-            body = json.loads(await request.text() or "{}")
-        except ValueError:
-            return responses.bad_request("not_json")
-        if not isinstance(body, dict):
-            return responses.bad_request("not_json")
         name = request.match_info["name"]
         try:
-            durable, auto_delete = _bool(body, "durable"), _bool(body, "auto_delete")
-        except NotBoolean as exc:
-            return responses.bad_request(["not_boolean", exc.args[0]])
+            body = await json_object(request)
+            durable, auto_delete = flag(body, "durable"), flag(body, "auto_delete")
+        except BodyError as exc:
+            return responses.bad_request(exc.reason)
         arguments = body.get("arguments") or {}
         if not isinstance(arguments, dict):
             return responses.bad_request("arguments must be an object")

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..auth import SHA256, BadPasswordHash, User, decode_password_hash
 from . import responses
-from .request_body import NotJSON, json_object, missing_keys_reason, parse_bool
+from .request_body import BodyError, json_object, missing_keys, parse_bool
 
 # fixed paths under /api/users/ that are not user names (RabbitMQ answers 405 to other methods)
 RESERVED = {"without-permissions": "GET", "bulk-delete": "POST"}
@@ -90,10 +90,10 @@ def routes(broker) -> list[web.RouteDef]:
     async def bulk_delete(request: web.Request) -> web.Response:
         try:
             body = await json_object(request)
-        except NotJSON as exc:
-            return responses.bad_request(exc.args[0])
+        except BodyError as exc:
+            return responses.bad_request(exc.reason)
         if "users" not in body:
-            return responses.bad_request(missing_keys_reason(["users"]))
+            return responses.bad_request(missing_keys(["users"]))
         names = body["users"]
         if not isinstance(names, list):
             return responses.bad_request("users must be a list")
@@ -131,8 +131,8 @@ def routes(broker) -> list[web.RouteDef]:
         name = request.match_info["user"]
         try:
             body = await json_object(request)
-        except NotJSON as exc:
-            return responses.bad_request(exc.args[0])
+        except BodyError as exc:
+            return responses.bad_request(exc.reason)
         existing = users.users.get(name)
         try:
             user = user_from_body(name, body)

@@ -17,7 +17,7 @@ from ..vhost_registry import VHostMeta
 from . import responses
 from .auth import logged_in
 from .queues import unacked_by_queue
-from .request_body import NotJSON, json_object, parse_bool
+from .request_body import BodyError, json_object, parse_bool
 
 
 def describe(vhost, meta: VHostMeta, node: str, unacked: Counter) -> dict:
@@ -87,8 +87,8 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         name = request.match_info["vhost"]
         try:
             body = await json_object(request)
-        except NotJSON as exc:
-            return responses.bad_request(exc.args[0])
+        except BodyError as exc:
+            return responses.bad_request(exc.reason)
         current = registry.meta(name) if name in broker.vhosts else None
         try:
             meta = meta_from_body(body, current)
