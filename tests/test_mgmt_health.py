@@ -71,6 +71,15 @@ def test_passing_checks(mgmt: Mgmt, check: str):
     assert reply.json == {"status": "ok"}
 
 
+def test_node_health_check_of_this_node(mgmt: Mgmt):
+    """The deprecated /api/healthchecks/node (RabbitMQ 3.10 still serves it; AMQPStorm uses it)."""
+    name = mgmt.get("/api/overview").json["node"]
+    assert mgmt.get("/api/healthchecks/node").json == {"status": "ok"}
+    assert mgmt.get(f"/api/healthchecks/node/{urllib.parse.quote(name, safe='')}").json == {"status": "ok"}
+    reply = mgmt.get("/api/healthchecks/node/nosuch%40nowhere")
+    assert (reply.status, reply.json) == (404, {"error": "Object Not Found", "reason": "Not Found"})
+
+
 def test_port_listener(mgmt: Mgmt):
     port = amqp_port(mgmt)
     reply = mgmt.get(f"/api/health/checks/port-listener/{port}")

@@ -29,7 +29,7 @@ def make_app(broker) -> web.Application:
     app.add_routes(consumers.routes(broker, node))
     app.add_routes(policies.routes(broker))
     app.add_routes(nodes.routes(broker, node))
-    app.add_routes(health.routes(broker))
+    app.add_routes(health.routes(broker, node))
     app.add_routes(users.routes(broker))
     app.add_routes(permissions.routes(broker))
     app.add_routes(definitions.routes(broker))

@@ -62,8 +62,15 @@ async def aliveness(vhost, delayed) -> bool:
     return True
 
 
-def routes(broker) -> list[web.RouteDef]:
+def routes(broker, node: str) -> list[web.RouteDef]:
     async def alarms(request: web.Request) -> web.Response:
+        return ok()
+
+    async def node_check(request: web.Request) -> web.Response:
+        # the pre-3.8 node health check (deprecated, still served by 3.10 and used by clients
+        # such as AMQPStorm): this node is healthy when it answers; another node is unknown
+        if request.match_info.get("node", node) != node:
+            return responses.not_found()
         return ok()
 
     async def virtual_hosts(request: web.Request) -> web.Response:
@@ -102,4 +109,6 @@ def routes(broker) -> list[web.RouteDef]:
         web.get("/api/health/checks/port-listener/{port}", port_listener),
         web.get("/api/health/checks/protocol-listener/{protocol}", protocol_listener),
         web.get("/api/aliveness-test/{vhost}", aliveness_test),
+        web.get("/api/healthchecks/node", node_check),
+        web.get("/api/healthchecks/node/{node}", node_check),
     ]
