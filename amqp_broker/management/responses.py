@@ -12,6 +12,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from .. import errors
+from . import authz
 from . import listing as listing_rules
 
 BASIC_REALM = 'Basic realm="RabbitMQ Management"'
@@ -56,6 +57,11 @@ def not_management_user() -> web.Response:
     return error(401, "not_authorised", "Not management user")
 
 
+def not_authorised(reason: str) -> web.Response:
+    """A logged-in user the route's rule refuses (`authz.refusal`'s reason)."""
+    return error(401, "not_authorised", reason)
+
+
 def from_amqp_error(exc: errors.AMQPError) -> web.Response:
     """A domain refusal as the management API reports it: access refused is 401 "Access
     refused.", every other refusal (406 inequivalent/invalid argument, 405 locked, ...) is 400
@@ -96,7 +102,9 @@ def _json_default(value):
 
 
 def listing(request: web.Request, items: list[dict]) -> web.Response:
-    """A list endpoint's answer with the request's sort/columns/pagination applied."""
+    """A list endpoint's answer: the items the request's user may see (the auth middleware
+    left its `authz.Viewer` on the request), with the request's sort/columns/pagination."""
+    items = request[authz.VIEWER_KEY].visible(items)
     try:
         return json_response(listing_rules.apply(request.query, items))
     except listing_rules.ListingError as exc:
