@@ -98,7 +98,7 @@ def middleware(broker):
             reason = authz.refusal(subject, request.method, rule, target_of(broker, rule, request.match_info))
             if reason is not None:
                 return responses.not_authorised(reason)
-            request[authz.VIEWER_KEY] = authz.Viewer(subject, rule)
+            request[responses.VIEWER] = authz.Viewer(subject, rule)
         try:
             return await handler(request)
         except web.HTTPNotFound:  # no such path: RabbitMQ's JSON 404, not aiohttp's text one

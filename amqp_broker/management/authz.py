@@ -36,9 +36,6 @@ NO_VHOST_ACCESS = "User not authorised to access virtual host"
 NO_OBJECT_ACCESS = "User not authorised to access object"
 ACCESS_REFUSED = "Access refused."
 
-# where the middleware leaves the request's Viewer for responses.listing
-VIEWER_KEY = "amqp_broker.authz.viewer"
-
 
 @dataclass(frozen=True)
 class Subject:

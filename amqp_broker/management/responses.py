@@ -16,6 +16,8 @@ from . import authz
 from . import listing as listing_rules
 
 BASIC_REALM = 'Basic realm="RabbitMQ Management"'
+# the request's user and route rule, left on the request by the auth middleware for `listing`
+VIEWER = web.RequestKey("viewer", authz.Viewer)
 
 
 def json_response(body, status: int = 200) -> web.Response:
@@ -104,7 +106,7 @@ def _json_default(value):
 def listing(request: web.Request, items: list[dict]) -> web.Response:
     """A list endpoint's answer: the items the request's user may see (the auth middleware
     left its `authz.Viewer` on the request), with the request's sort/columns/pagination."""
-    items = request[authz.VIEWER_KEY].visible(items)
+    items = request[VIEWER].visible(items)
     try:
         return json_response(listing_rules.apply(request.query, items))
     except listing_rules.ListingError as exc:
