@@ -19,7 +19,7 @@ def node_name() -> str:
 
 def make_app(broker) -> web.Application:
     node = node_name()
-    app = web.Application(middlewares=[auth.middleware(broker.users)])
+    app = web.Application(middlewares=[auth.middleware(broker)])
     app.add_routes(overview.routes(broker, node))
     app.add_routes(vhosts.routes(broker, node))
     app.add_routes(queues.routes(broker, node))

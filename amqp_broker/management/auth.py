@@ -1,8 +1,12 @@
-"""HTTP basic auth with the broker's users, as `rabbitmq_management` does it.
+"""HTTP basic auth with the broker's users, and the authorisation of each request, as
+`rabbitmq_management` does them.
 
 The password check is the AMQP login's (`UserStore.authenticate` with a PLAIN response), so the
 hashing and the loopback-only rule for `guest` are the same. A logged-in user also needs one of
-the management tags; RabbitMQ answers the three failures differently (see `responses`).
+the management tags; RabbitMQ answers the three failures differently (see `responses`). Then
+the route's rule (`authz.RULES`, found by the matched route's template) decides whether the
+user may go on; the handler's list answer shows only what `authz.visible` lets the user see
+(`responses.listing` applies it).
 """
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ import binascii
 from aiohttp import web
 
 from ..auth import AuthError, User, UserStore
-from . import responses
-
-MANAGEMENT_TAGS = frozenset({"administrator", "monitoring", "policymaker", "management"})
+from . import authz, responses
+from .channels import channels_of
+from .connections import find as find_connection
+from .connections import opened_sessions
+from .consumers import channel_name
 
 
 def credentials(header: str | None) -> tuple[str, str] | None:
@@ -43,7 +49,7 @@ def login(users: UserStore, header: str | None, peer_host: str | None) -> User |
         user = users.authenticate("PLAIN", b"\x00" + username.encode() + b"\x00" + password.encode(), peer_host)
     except AuthError:
         return responses.login_failed()
-    if not MANAGEMENT_TAGS.intersection(user.tags):
+    if not authz.MANAGEMENT_TAGS.intersection(user.tags):
         return responses.not_management_user()
     return user
 
@@ -54,12 +60,45 @@ def logged_in(users: UserStore, request: web.Request) -> User:
     return users.users[username]
 
 
-def middleware(users: UserStore):
+def subject_of(broker, user: User) -> authz.Subject:
+    """The user with the vhosts it has a permission entry on."""
+    vhosts = frozenset(p.vhost for p in broker.permissions.list(user=user.name))
+    return authz.Subject(user.name, frozenset(user.tags), vhosts)
+
+
+def _owner(broker, owned: authz.Owned, name: str) -> str | None:
+    """The user of the connection or channel called `name`, None if there is none."""
+    if owned is authz.Owned.CONNECTION:
+        conn = find_connection(broker, name)
+        return conn.session.user.name if conn is not None else None
+    for channel in channels_of(opened_sessions(broker)):
+        if channel_name(channel) == name:
+            return channel.session.user.name
+    return None
+
+
+def target_of(broker, rule: authz.Rule, match_info) -> authz.Target:
+    vhost = match_info.get("vhost")
+    if vhost is not None and vhost not in broker.vhosts:
+        vhost = None  # a missing vhost passes the vhost checks: the handler answers 404
+    owner = _owner(broker, rule.owned, match_info["name"]) if rule.owned is not None else None
+    return authz.Target(vhost, owner)
+
+
+def middleware(broker):
     @web.middleware
     async def authenticate(request: web.Request, handler):
-        result = login(users, request.headers.get("Authorization"), request.remote)
-        if isinstance(result, web.Response):
-            return result
+        resource = request.match_info.route.resource
+        rule = authz.rule_for(request.method, resource.canonical if resource is not None else None)
+        if rule.check is not authz.Check.PUBLIC:
+            result = login(broker.users, request.headers.get("Authorization"), request.remote)
+            if isinstance(result, web.Response):
+                return result
+            subject = subject_of(broker, result)
+            reason = authz.refusal(subject, request.method, rule, target_of(broker, rule, request.match_info))
+            if reason is not None:
+                return responses.not_authorised(reason)
+            request[responses.VIEWER] = authz.Viewer(subject, rule)
         try:
             return await handler(request)
         except web.HTTPNotFound:  # no such path: RabbitMQ's JSON 404, not aiohttp's text one

@@ -12,9 +12,12 @@ from decimal import Decimal
 from aiohttp import web
 
 from .. import errors
+from . import authz
 from . import listing as listing_rules
 
 BASIC_REALM = 'Basic realm="RabbitMQ Management"'
+# the request's user and route rule, left on the request by the auth middleware for `listing`
+VIEWER = web.RequestKey("viewer", authz.Viewer)
 
 
 def json_response(body, status: int = 200) -> web.Response:
@@ -54,6 +57,11 @@ def login_failed() -> web.Response:
 
 def not_management_user() -> web.Response:
     return error(401, "not_authorised", "Not management user")
+
+
+def not_authorised(reason: str) -> web.Response:
+    """A logged-in user the route's rule refuses (`authz.refusal`'s reason)."""
+    return error(401, "not_authorised", reason)
 
 
 def from_amqp_error(exc: errors.AMQPError) -> web.Response:
@@ -96,7 +104,9 @@ def _json_default(value):
 
 
 def listing(request: web.Request, items: list[dict]) -> web.Response:
-    """A list endpoint's answer with the request's sort/columns/pagination applied."""
+    """A list endpoint's answer: the items the request's user may see (the auth middleware
+    left its `authz.Viewer` on the request), with the request's sort/columns/pagination."""
+    items = request[VIEWER].visible(items)
     try:
         return json_response(listing_rules.apply(request.query, items))
     except listing_rules.ListingError as exc:
