@@ -128,6 +128,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/health/checks/virtual-hosts"): LOGIN,
     ("GET", "/api/health/checks/port-listener/{port}"): LOGIN,
     ("GET", "/api/health/checks/protocol-listener/{protocol}"): LOGIN,
+    ("GET", "/api/healthchecks/node"): LOGIN,
+    ("GET", "/api/healthchecks/node/{node}"): LOGIN,
     ("GET", "/api/aliveness-test/{vhost}"): Rule(Check.VHOST_LOGIN),
     # vhosts: the list for everyone (filtered); one vhost, creating and deleting: administrators
     ("GET", "/api/vhosts"): Rule(Check.LOGIN, Scope.VISIBLE_VHOSTS, "name"),
