@@ -20,6 +20,7 @@ from .auth import UserStore
 from .server import ClientConnection
 from .expiry import Expirer
 from .policy_service import PolicyService
+from .stats import Churn, Sampler
 from .vhost import VHost
 
 log = logging.getLogger("amqp_broker")
@@ -42,6 +43,8 @@ class Broker:
         store=None,
         mgmt_host: str = "127.0.0.1",
         mgmt_port: int | None = None,
+        prometheus_host: str = "127.0.0.1",
+        prometheus_port: int | None = None,
     ):
         self.host = host or None
         self.port = port
@@ -55,7 +58,15 @@ class Broker:
         self.mgmt_host = mgmt_host
         self.mgmt_port = mgmt_port
         self._mgmt = None
+        # the Prometheus metrics listener (/metrics, as rabbitmq_prometheus): None = none
+        self.prometheus_host = prometheus_host
+        self.prometheus_port = prometheus_port
+        self._prometheus = None
         self.vhosts: dict[str, VHost] = {}
+        # message statistics (stats.py): connection/channel churn, and the once-a-second
+        # sampler the management API's rates come from (it runs while that API listens)
+        self.churn = Churn()
+        self.stats_sampler = Sampler(self.vhosts, self.churn)
         self.connections: set[ClientConnection] = set()
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
         self.reply_channels: dict = {}
@@ -102,10 +113,13 @@ class Broker:
             await self._listen()
             if self.mgmt_port is not None:
                 await self._start_mgmt()
+            if self.prometheus_port is not None:
+                await self._start_prometheus()
         except BaseException:
             for server in self._servers:
                 server.close()
             self._servers.clear()
+            await self._stop_http()
             await self.store.close()
             raise
         self.started = True
@@ -148,6 +162,26 @@ class Broker:
         await mgmt.start()
         self._mgmt = mgmt
         self.mgmt_port = mgmt.port
+        self.stats_sampler.start(self.loop)
+
+    async def _start_prometheus(self) -> None:
+        from .management.app import node_name
+        from .management.prometheus import PrometheusServer
+
+        server = PrometheusServer(self, node_name(), self.prometheus_host, self.prometheus_port)
+        await server.start()
+        self._prometheus = server
+        self.prometheus_port = server.port
+
+    async def _stop_http(self) -> None:
+        """Stop the management and Prometheus listeners (those that run) and the sampler."""
+        self.stats_sampler.stop()
+        if self._mgmt is not None:
+            await self._mgmt.stop()
+            self._mgmt = None
+        if self._prometheus is not None:
+            await self._prometheus.stop()
+            self._prometheus = None
 
     async def _server(self, host: str, port: int):
         return await self.loop.create_server(
@@ -160,9 +194,7 @@ class Broker:
         self.started = False
         for server in self._servers:
             server.close()
-        if self._mgmt is not None:
-            await self._mgmt.stop()
-            self._mgmt = None
+        await self._stop_http()
         conns = list(self.connections)
         for conn in conns:
             conn.close(errors.CONNECTION_FORCED, SHUTDOWN_TEXT)
@@ -251,6 +283,11 @@ class Broker:
     def mgmt_url(self) -> str | None:
         """Base URL of the management HTTP API (no trailing slash), None without a listener."""
         return self._mgmt.url if self._mgmt is not None else None
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """Base URL of the Prometheus listener (no trailing slash), None without one."""
+        return self._prometheus.url if self._prometheus is not None else None
 
 
 def _addr(sockname) -> str:

@@ -7,6 +7,8 @@ import socket
 from aiohttp import web
 
 from . import auth, connections, exchanges, overview, queues, vhosts
+from . import prometheus
+from .metrics import BrokerMetrics
 
 
 def node_name() -> str:
@@ -16,7 +18,8 @@ def node_name() -> str:
 
 def make_app(broker) -> web.Application:
     node = node_name()
-    app = web.Application(middlewares=[auth.middleware(broker.users)])
+    metrics = prometheus.middleware(BrokerMetrics(broker, node))  # /metrics: before auth, as it needs none
+    app = web.Application(middlewares=[metrics, auth.middleware(broker.users)])
     app.add_routes(overview.routes(broker, node))
     app.add_routes(vhosts.routes(broker, node))
     app.add_routes(queues.routes(broker, node))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import responses
+from .message_stats import exchange_message_stats
 
 # the path name of the default exchange, whose real name is "" (rabbit_mgmt_util:id/2)
 DEFAULT_EXCHANGE_ALIAS = "amq.default"
@@ -18,6 +19,7 @@ def describe(exchange, vhost_name: str) -> dict:
         "auto_delete": exchange.auto_delete,
         "internal": exchange.internal,
         "arguments": responses.jsonable_table(exchange.arguments),
+        **exchange_message_stats(exchange),
     }
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import errors
 from ..args import Arguments
 from . import responses
+from .message_stats import queue_message_stats
 from .connections import opened_sessions
 
 
@@ -46,6 +47,7 @@ def describe(queue, node: str, unacked: Counter) -> dict:
         "message_bytes_ready": queue.message_bytes,
         "consumers": queue.consumer_count,
         "policy": queue.policy.name if queue.policy is not None else None,
+        **queue_message_stats(queue),
     }
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from aiohttp import web
 
 from . import responses
+from .message_stats import vhost_message_stats
 from .queues import unacked_by_queue
 
 
@@ -21,6 +22,7 @@ def describe(vhost, node: str, unacked: Counter) -> dict:
         "messages": ready + pending,
         "messages_ready": ready,
         "messages_unacknowledged": pending,
+        **vhost_message_stats(vhost),
     }
 
 

@@ -71,13 +71,20 @@ def _checked_properties(ch, msg: Message):
 def route(ch, msg: Message, exchange, mandatory: bool) -> None:
     """Route a checked publish (now, or at tx.commit) and settle its confirm."""
     confirm = ch.confirm
-    seq = confirm.publish() if confirm is not None else 0
+    seq = 0
+    if confirm is not None:
+        seq = confirm.publish()
+        ch.vhost.stats.received_confirm += 1
     if not msg.exchange and msg.routing_key.startswith(REPLY_TO_PREFIX):
         _publish_reply(ch, msg, mandatory, seq)
         return
     outcome = publish(ch.vhost, exchange, msg, ch.delayed)
-    if not outcome & ROUTED and mandatory:
-        ch.send_return(msg, errors.NO_ROUTE, "NO_ROUTE")
+    if not outcome & ROUTED:
+        if mandatory:
+            exchange.stats_returned += 1
+            ch.send_return(msg, errors.NO_ROUTE, "NO_ROUTE")
+        else:
+            exchange.stats_dropped += 1
     if outcome & STORED and ch.vhost.store.backlogged:
         ch.session.store_behind()
     if confirm is None:

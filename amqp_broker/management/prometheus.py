@@ -1,0 +1,87 @@
+"""`GET /metrics` and `/metrics/per-object`, as rabbitmq_prometheus serves them: no
+authentication, the Prometheus text format.
+
+Served twice: on the management listener (`middleware`, which answers these paths before the
+management API's authentication runs) and on a listener of its own (`PrometheusServer`, the
+plugin's port 15692 by default).
+"""
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .metrics import BrokerMetrics
+
+# path -> per-object view? (the plugin also answers with a trailing slash)
+PATHS = {"/metrics": False, "/metrics/": False, "/metrics/per-object": True, "/metrics/per-object/": True}
+
+
+def metrics_response(metrics: BrokerMetrics, per_object: bool) -> web.Response:
+    response = web.Response(body=metrics.render(per_object))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def middleware(metrics: BrokerMetrics):
+    """For the management app, listed before its auth middleware: metrics need no login."""
+
+    @web.middleware
+    async def serve_metrics(request: web.Request, handler):
+        per_object = PATHS.get(request.path)
+        if per_object is None:
+            return await handler(request)
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, headers={"Allow": "GET, HEAD"})
+        return metrics_response(metrics, per_object)
+
+    return serve_metrics
+
+
+def make_app(metrics: BrokerMetrics) -> web.Application:
+    """The Prometheus listener's own application: the metrics paths only."""
+    app = web.Application()
+
+    async def aggregated(request: web.Request) -> web.Response:
+        return metrics_response(metrics, False)
+
+    async def per_object(request: web.Request) -> web.Response:
+        return metrics_response(metrics, True)
+
+    for path, is_per_object in PATHS.items():
+        app.router.add_get(path, per_object if is_per_object else aggregated)
+    return app
+
+
+class PrometheusListenError(OSError):
+    """The Prometheus listener could not bind (same errno), told apart from the others."""
+
+
+class PrometheusServer:
+    """Starts and stops the metrics listener; `port` is the bound one (useful with port 0)."""
+
+    def __init__(self, broker, node: str, host: str, port: int):
+        self.host = host
+        self.port = port
+        self._runner = web.AppRunner(make_app(BrokerMetrics(broker, node)), access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise PrometheusListenError(exc.errno, exc.strerror or str(exc)) from exc
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
