@@ -9,8 +9,7 @@ from __future__ import annotations
 import pika
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
-from helpers.wait import wait_until
+from helpers.mgmt import Mgmt, mgmt, polled  # noqa: F401 - pytest fixture
 
 NOT_FOUND = {"error": "Object Not Found", "reason": "Not Found"}
 
@@ -20,20 +19,6 @@ def queue_name(mgmt: Mgmt, uid: str):
     name = f"mgmt-q-{uid}"
     yield name
     mgmt.delete(f"/api/queues/%2F/{name}")
-
-
-def polled(mgmt: Mgmt, path: str, pred) -> dict:
-    """GET `path` until `pred(body)` holds (statistics lag on RabbitMQ); the last body."""
-    last = {}
-
-    def check() -> bool:
-        nonlocal last
-        reply = mgmt.get(path)
-        last = reply.json if reply.status == 200 else {}
-        return bool(last) and pred(last)
-
-    assert wait_until(check, interval=0.2), last
-    return last
 
 
 # -- authentication ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from helpers.broker import BrokerThread
+from helpers.wait import wait_until
 
 MGMT_REFERENCE_URL = os.environ.get("MGMT_REFERENCE_URL")
 
@@ -86,6 +87,20 @@ class Mgmt:
     def remove_user(self, name: str) -> None:
         if self.own is None:
             self.delete(f"/api/users/{name}")
+
+
+def polled(mgmt: Mgmt, path: str, pred) -> dict:
+    """GET `path` until `pred(body)` holds (statistics lag on RabbitMQ); the last body."""
+    last = {}
+
+    def check() -> bool:
+        nonlocal last
+        reply = mgmt.get(path)
+        last = reply.json if reply.status == 200 else {}
+        return bool(last) and pred(last)
+
+    assert wait_until(check, interval=0.2), last
+    return last
 
 
 def _lower(headers) -> dict:
