@@ -8,9 +8,12 @@ plugin's port 15692 by default).
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .metrics import BrokerMetrics
+
+# the text format generate_latest writes, under the name RabbitMQ's plugin gives it (newer
+# prometheus_client releases call their default 1.0.0; the format is the same for our names)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # path -> per-object view? (the plugin also answers with a trailing slash)
 PATHS = {"/metrics": False, "/metrics/": False, "/metrics/per-object": True, "/metrics/per-object/": True}
@@ -18,7 +21,7 @@ PATHS = {"/metrics": False, "/metrics/": False, "/metrics/per-object": True, "/m
 
 def metrics_response(metrics: BrokerMetrics, per_object: bool) -> web.Response:
     response = web.Response(body=metrics.render(per_object))
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    response.headers["Content-Type"] = CONTENT_TYPE
     return response
 
 
