@@ -46,7 +46,6 @@ class ClientConnection(asyncio.Protocol):
         self.session.outbox.on_output = self._schedule_flush
         transport.set_write_buffer_limits(high=1 << 20)
         self.broker.connections.add(self)
-        self.broker.churn.connections_opened += 1
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -61,7 +60,8 @@ class ClientConnection(asyncio.Protocol):
             self._timer = None
         self.session.connection_lost()
         self.broker.connections.discard(self)
-        self.broker.churn.connections_closed += 1
+        if self.session.vhost is not None:  # it was open (counted by Session.opened)
+            self.broker.churn.connections_closed += 1
         self.closed_event.set()
 
     def pause_writing(self) -> None:

@@ -303,3 +303,18 @@ def test_serve_prometheus_port_in_use_is_reported(tmp_path):
         )
     assert proc.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port} (Prometheus metrics): address already in use" in proc.stderr
+
+
+def test_connection_and_channel_churn(broker):
+    def churn() -> tuple:
+        samples = scrape(broker.broker.prometheus_url)
+        return tuple(value(samples, f"rabbitmq_{name}_total") for name in
+                     ("connections_opened", "connections_closed", "channels_opened", "channels_closed"))
+
+    before = churn()
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    conn.channel().close()
+    conn.channel()
+    conn.close()
+    expected = (before[0] + 1, before[1] + 1, before[2] + 2, before[3] + 2)
+    assert wait_until(lambda: churn() == expected), (churn(), expected)

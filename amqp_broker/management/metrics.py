@@ -117,7 +117,7 @@ class BrokerCollector:
         unacked = unacked_by_queue(broker)
         queues = [(v, q) for v in vhosts for q in v.queues.values()]
         yield from self._totals(sessions, channels, queues)
-        yield from self._churn(vhosts)
+        yield from self._churn()
         yield from self._queues(queues, unacked)
         yield from self._channels(channels)
         yield from self._channel_exchange(vhosts)
@@ -134,7 +134,7 @@ class BrokerCollector:
         yield _gauge("consumers", "Consumers currently connected", sum(q.consumer_count for _v, q in queues))
         yield _gauge("queues", "Queues available", len(queues))
 
-    def _churn(self, vhosts):
+    def _churn(self):
         values = churn_counts(self.broker.churn, self.broker.vhosts)
         for (name, help_text), value in zip(CHURN, values):
             family = CounterMetricFamily(_name(name), help_text)
