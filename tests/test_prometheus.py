@@ -318,3 +318,20 @@ def test_connection_and_channel_churn(broker):
     conn.close()
     expected = (before[0] + 1, before[1] + 1, before[2] + 2, before[3] + 2)
     assert wait_until(lambda: churn() == expected), (churn(), expected)
+
+
+def test_publishes_expecting_confirms_stay_counted_after_their_channel_closes(broker, uid):
+    def received_confirm() -> float:
+        return value(scrape(broker.broker.prometheus_url), "rabbitmq_global_messages_received_confirm_total",
+                     protocol="amqp091")
+
+    before = received_confirm()
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare(f"prom-confirm-{uid}", auto_delete=True)
+    for _ in range(3):
+        ch.basic_publish("", f"prom-confirm-{uid}", b"m")
+    assert received_confirm() == before + 3  # counted by the open channel
+    conn.close()
+    assert wait_until(lambda: received_confirm() == before + 3)  # and by its vhost once closed

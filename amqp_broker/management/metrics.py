@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Unkno
 from .. import __version__
 from ..stats import (
     AT_MOST_ONCE, DEAD_LETTER_REASONS, DISABLED, QUEUE_KEYS, VHOST_KEYS,
-    churn_counts, consumed_with_ack, exchange_counts, queue_counts, sum_tuples,
+    churn_counts, consumed_with_ack, exchange_counts, queue_counts, received_confirm_now, sum_tuples,
 )
 from .connections import opened_sessions
 from .overview import PRODUCT_NAME, RABBITMQ_VERSION
@@ -122,7 +122,7 @@ class BrokerCollector:
         yield from self._channels(channels)
         yield from self._channel_exchange(vhosts)
         yield from self._channel_queue(vhosts, queues)
-        yield from self._global(vhosts)
+        yield from self._global(vhosts, channels)
         yield from self._process()
         yield from self._identity()
 
@@ -238,11 +238,11 @@ class BrokerCollector:
                 family.add_metric([], sum(value_of(counts) for _v, _q, counts in rows) + value_of(gone))
             yield family
 
-    def _global(self, vhosts):
+    def _global(self, vhosts, channels):
         totals = dict(zip(VHOST_KEYS, sum_tuples(
             (v.stats.totals(v.queues.values(), v.exchanges.values()) for v in vhosts), len(VHOST_KEYS))))
         unroutable = totals["drop_unroutable"] + totals["return_unroutable"]
-        protocol_values = (totals["publish"], totals["received_confirm"], totals["publish"] - unroutable,
+        protocol_values = (totals["publish"], received_confirm_now(vhosts, channels), totals["publish"] - unroutable,
                            totals["drop_unroutable"], totals["return_unroutable"], totals["confirm"])
         for (name, help_text), value in zip(PROTOCOL_COUNTERS, protocol_values):
             family = CounterMetricFamily(_name("global_" + name), help_text, labels=["protocol"])

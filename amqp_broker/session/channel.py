@@ -174,6 +174,8 @@ class ChannelSession:
         self.open = False
         self.paused = True
         self.session.broker.churn.channels_closed += 1
+        if self.confirm is not None:  # its publishes expecting a confirm, counted by the tracker
+            self.vhost.stats.received_confirm += self.confirm.next_seq - 1
         for consumer in list(self.consumers.values()):
             consumer.queue.remove_consumer(consumer, drain=False)
         queues = [c.queue for c in self.consumers.values()]

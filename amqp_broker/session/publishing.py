@@ -71,10 +71,7 @@ def _checked_properties(ch, msg: Message):
 def route(ch, msg: Message, exchange, mandatory: bool) -> None:
     """Route a checked publish (now, or at tx.commit) and settle its confirm."""
     confirm = ch.confirm
-    seq = 0
-    if confirm is not None:
-        seq = confirm.publish()
-        ch.vhost.stats.received_confirm += 1
+    seq = confirm.publish() if confirm is not None else 0
     if not msg.exchange and msg.routing_key.startswith(REPLY_TO_PREFIX):
         _publish_reply(ch, msg, mandatory, seq)
         return
