@@ -21,6 +21,7 @@ from .server import ClientConnection
 from .expiry import Expirer
 from .permissions import FULL, Permissions
 from .policy_service import PolicyService
+from .stats import Churn, Sampler
 from .vhost import VHost
 from .vhost_registry import DEFAULT_VHOST, VHostRegistry
 
@@ -44,6 +45,8 @@ class Broker:
         store=None,
         mgmt_host: str = "127.0.0.1",
         mgmt_port: int | None = None,
+        prometheus_host: str = "127.0.0.1",
+        prometheus_port: int | None = None,
     ):
         self.host = host or None
         self.port = port
@@ -58,8 +61,16 @@ class Broker:
         self.mgmt_host = mgmt_host
         self.mgmt_port = mgmt_port
         self._mgmt = None
+        # the Prometheus metrics listener (/metrics, as rabbitmq_prometheus): None = none
+        self.prometheus_host = prometheus_host
+        self.prometheus_port = prometheus_port
+        self._prometheus = None
         self.vhosts: dict[str, VHost] = {}
         self.vhost_registry = VHostRegistry(self)  # creates, deletes and recovers the vhosts
+        # message statistics (stats.py): connection/channel churn, and the once-a-second
+        # sampler the management API's rates come from (it runs while that API listens)
+        self.churn = Churn()
+        self.stats_sampler = Sampler(self.vhosts, self.churn)
         self.connections: set[ClientConnection] = set()
         # direct reply-to: reply key -> the channel consuming amq.rabbitmq.reply-to
         self.reply_channels: dict = {}
@@ -105,14 +116,14 @@ class Broker:
             # (clients and tests that wait for the AMQP port may use the API at once)
             if self.mgmt_port is not None:
                 await self._start_mgmt()
+            if self.prometheus_port is not None:
+                await self._start_prometheus()
             await self._listen()
         except BaseException:
             for server in self._servers:
                 server.close()
             self._servers.clear()
-            if self._mgmt is not None:
-                await self._mgmt.stop()
-                self._mgmt = None
+            await self._stop_http()
             await self.store.close()
             raise
         self.started = True
@@ -155,6 +166,26 @@ class Broker:
         await mgmt.start()
         self._mgmt = mgmt
         self.mgmt_port = mgmt.port
+        self.stats_sampler.start(self.loop)
+
+    async def _start_prometheus(self) -> None:
+        from .management.app import node_name
+        from .management.prometheus import PrometheusServer
+
+        server = PrometheusServer(self, node_name(), self.prometheus_host, self.prometheus_port)
+        await server.start()
+        self._prometheus = server
+        self.prometheus_port = server.port
+
+    async def _stop_http(self) -> None:
+        """Stop the management and Prometheus listeners (those that run) and the sampler."""
+        self.stats_sampler.stop()
+        if self._mgmt is not None:
+            await self._mgmt.stop()
+            self._mgmt = None
+        if self._prometheus is not None:
+            await self._prometheus.stop()
+            self._prometheus = None
 
     async def _server(self, host: str, port: int):
         return await self.loop.create_server(
@@ -167,9 +198,7 @@ class Broker:
         self.started = False
         for server in self._servers:
             server.close()
-        if self._mgmt is not None:
-            await self._mgmt.stop()
-            self._mgmt = None
+        await self._stop_http()
         conns = list(self.connections)
         for conn in conns:
             conn.close(errors.CONNECTION_FORCED, SHUTDOWN_TEXT)
@@ -263,6 +292,11 @@ class Broker:
     def mgmt_url(self) -> str | None:
         """Base URL of the management HTTP API (no trailing slash), None without a listener."""
         return self._mgmt.url if self._mgmt is not None else None
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """Base URL of the Prometheus listener (no trailing slash), None without one."""
+        return self._prometheus.url if self._prometheus is not None else None
 
 
 def _addr(sockname) -> str:

@@ -143,15 +143,16 @@ def _rewritten(header: bytes, reason: str, queue: str, exchange: str, routing_ke
     return rewrite_header(header, reason, queue, exchange, routing_key, second, drop_cc)
 
 
-def dead_letter(queue: "Queue", msg: Message, reason: str) -> None:
-    """Republish `msg`, which died in `queue`, to the queue's dead-letter exchange."""
+def dead_letter(queue: "Queue", msg: Message, reason: str) -> bool:
+    """Republish `msg`, which died in `queue`, to the queue's dead-letter exchange. False when
+    the message is dropped instead (no such exchange: RabbitMQ's `disabled` strategy)."""
     dlx_name = queue.dlx
     if dlx_name is None:
-        return
+        return False
     vhost = queue.vhost
     exchange = vhost.exchanges.get(dlx_name)
     if exchange is None:
-        return  # a missing dead-letter exchange drops the message, silently, as RabbitMQ
+        return False  # a missing dead-letter exchange drops the message, silently, as RabbitMQ
     dlrk = queue.dlrk
     keys = [dlrk] if dlrk is not None else death_routing_keys(msg)
     try:
@@ -159,7 +160,7 @@ def dead_letter(queue: "Queue", msg: Message, reason: str) -> None:
                                     int(time.time()), dlrk is not None)
     except (ValueError, IndexError) as exc:
         log.warning("cannot dead-letter a message from %r (malformed headers: %s)", queue.name, exc)
-        return
+        return False
     dead = Message(dlx_name, keys[0], header, msg.body)
     dead.persistent = msg.persistent
     dead.extra_keys = keys[1:] or None
@@ -172,3 +173,4 @@ def dead_letter(queue: "Queue", msg: Message, reason: str) -> None:
         targets = kept
     if targets:
         enqueue(dead, targets)
+    return True

@@ -19,6 +19,7 @@ STORED = 4  # written to the store: a confirm must wait for the commit that hold
 def publish(vhost, exchange, msg: Message, delayed) -> int:
     """Route `msg`, published to `exchange` of `vhost`, and enqueue it. `delayed` is the
     broker's DelayedDelivery, which holds messages of x-delayed-message exchanges."""
+    exchange.stats_in += 1  # message statistics (stats.py): publish_in / publish_out
     if exchange.delayed:
         delay = delayed.delay_of(msg)
         if delay is not None:
@@ -29,6 +30,7 @@ def publish(vhost, exchange, msg: Message, delayed) -> int:
     queues = vhost.route(exchange, msg)
     if not queues:
         return 0
+    exchange.stats_out += len(queues)
     # enqueue() inlined: this is every client publish, and a call costs as much as the loop
     if b"\x03BCC" in msg.header:
         msg = without_bcc(msg)

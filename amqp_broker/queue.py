@@ -40,6 +40,7 @@ from .queue_limits import LengthLimit
 from .queue_paging import PAGE_BYTES, PAGE_HIGH, PAGE_LOW, DiskSegment
 from .queue_ttl import MessageTTL
 from .ready import PriorityReady, requeue_into
+from .stats import AT_MOST_ONCE, DISABLED, count_dead_letter
 
 if TYPE_CHECKING:  # pragma: no cover
     from .consumer import Consumer
@@ -72,8 +73,17 @@ class Queue:
         self._choose = self.consumer_set.chooser()
         self.deleted = False
         self._next_seq = 0
+        # message statistics (stats.py): plain counters, incremented where the event happens
         self.stats_published = 0
-        self.stats_delivered = 0
+        self.stats_delivered = 0  # every delivery, basic.get included (deliver_get)
+        self.stats_deliver_no_ack = 0
+        self.stats_get = 0
+        self.stats_get_no_ack = 0
+        self.stats_get_empty = 0
+        self.stats_ack = 0
+        self.stats_redeliver = 0
+        self.stats_dead_lettered: dict = {}  # (reason, strategy) -> messages
+        self.stats_samples = None  # stats.Samples, once the sampler has read the counters
         self.policy = None  # the policy that applies (set by the vhost's policy service)
         # durability (set by attach_store for durable queues of a message-persisting store)
         self.store = None
@@ -177,14 +187,18 @@ class Queue:
 
     def dead_letter(self, msg: "Message", reason: str) -> None:
         """`msg` died in this queue (expired, maxlen, rejected): to the DLX, if any."""
-        if self.dlx is not None:
-            dead_letter(self, msg, reason)
+        strategy = DISABLED
+        if self.dlx is not None and dead_letter(self, msg, reason):
+            strategy = AT_MOST_ONCE
+        count_dead_letter(self.stats_dead_lettered, reason, strategy)
 
     # -- consumers ---------------------------------------------------------------------------
 
     def _taken(self, entry: QueueEntry) -> None:
         """The entry leaves the ready list for a consumer or basic.get."""
         self.stats_delivered += 1
+        if entry.redelivered:
+            self.stats_redeliver += 1
         entry.state = OUT
         if self.store is not None and entry.seq > self.delivered_hi and entry.msg.persistent:
             self.delivered_hi = entry.seq  # persisted as a watermark: redelivered after restart

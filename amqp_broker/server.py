@@ -62,6 +62,8 @@ class ClientConnection(asyncio.Protocol):
             self._timer = None
         self.session.connection_lost()
         self.broker.connections.discard(self)
+        if self.session.vhost is not None:  # it was open (counted by Session.opened)
+            self.broker.churn.connections_closed += 1
         self.closed_event.set()
 
     def pause_writing(self) -> None:

@@ -18,6 +18,7 @@ from .exchanges import EXCHANGE_TYPES, BindingError, Exchange, ExchangeArgumentE
 from .expiry import Expirer
 from .queue import Queue
 from .queue_args import validate_queue_arguments
+from .stats import VHostCounters
 from .storage.base import BindingDef, ExchangeDef, QueueDef
 from .tables import field_type
 
@@ -48,6 +49,7 @@ class VHost:
         self.store = store
         self.expirer = expirer if expirer is not None else Expirer()
         self.policies = None  # the broker's policy service, applied to what is declared here
+        self.stats = VHostCounters()  # message statistics not kept by a queue or exchange
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         # destination (Queue or Exchange) -> exchanges that hold a binding to it
@@ -118,6 +120,7 @@ class VHost:
 
     def _remove_exchange(self, ex: Exchange) -> None:
         self.exchanges.pop(ex.name, None)
+        self.stats.exchange_gone(ex)
         for dest, _key, _args in ex.bindings():
             self._unlink(ex, dest)
         # bindings where this exchange is the destination
@@ -135,6 +138,7 @@ class VHost:
 
     def declare_queue(self, name, passive, durable, exclusive, auto_delete, args: Arguments, connection):
         """-> (queue, message_count, consumer_count). `args`: decoded once, typed, from the wire."""
+        self.stats.queues_declared += 1
         if passive:
             if name == REPLY_TO:
                 return None, 0, 1  # handled by the channel (direct reply-to)
@@ -157,6 +161,7 @@ class VHost:
         validate_queue_arguments(name, self.name, args.typed)
         queue = Queue(self, name, durable, owner, auto_delete, args.plain, args.typed)
         self.queues[name] = queue
+        self.stats.queues_created += 1
         if self.policies is not None:
             self.policies.apply_queue(self.name, queue)
         if owner is not None:
@@ -193,6 +198,7 @@ class VHost:
             queue.remove_consumer(consumer)
             consumer.channel.cancelled_by_server(consumer)
         queue.discard_all()
+        self.stats.queue_gone(queue)
         if queue.exclusive_owner is not None:
             queue.exclusive_owner.exclusive_queues.discard(queue)
         if self.store is not None and _stored(queue):

@@ -74,7 +74,8 @@ def describe_host(host: Optional[str], port: int) -> str:
 
 
 async def run_broker(
-    host: Optional[str], port: int, data_dir: Path, mgmt_host: str = "127.0.0.1", mgmt_port: Optional[int] = None
+    host: Optional[str], port: int, data_dir: Path, mgmt_host: str = "127.0.0.1", mgmt_port: Optional[int] = None,
+    prometheus_host: str = "127.0.0.1", prometheus_port: Optional[int] = None,
 ) -> None:
     from amqp_broker import Broker
 
@@ -87,9 +88,11 @@ async def run_broker(
             pass
 
     from amqp_broker.management import ManagementListenError
+    from amqp_broker.management.prometheus import PrometheusListenError
     from amqp_broker.storage import StoreError
 
-    broker = Broker(host=host, port=port, data_dir=str(data_dir), mgmt_host=mgmt_host, mgmt_port=mgmt_port)
+    broker = Broker(host=host, port=port, data_dir=str(data_dir), mgmt_host=mgmt_host, mgmt_port=mgmt_port,
+                    prometheus_host=prometheus_host, prometheus_port=prometheus_port)
     try:
         await broker.start()
     except StoreError as exc:  # locked, corrupt or newer database: the message says which
@@ -98,6 +101,8 @@ async def run_broker(
         where = describe_host(host, port)
         if isinstance(exc, ManagementListenError):
             where = f"{describe_host(mgmt_host, mgmt_port)} (management API)"
+        elif isinstance(exc, PrometheusListenError):
+            where = f"{describe_host(prometheus_host, prometheus_port)} (Prometheus metrics)"
         if exc.errno == errno.EADDRINUSE or "address already in use" in str(exc).lower():
             raise fail(f"cannot listen on {where}: address already in use") from None
         raise fail(f"cannot listen on {where}: {exc.strerror or exc}") from None
@@ -107,6 +112,8 @@ async def run_broker(
     )
     if broker.mgmt_url is not None:
         log.info("management API on %s", broker.mgmt_url)
+    if broker.prometheus_url is not None:
+        log.info("Prometheus metrics on %s/metrics", broker.prometheus_url)
     try:
         await stop_requested.wait()
         log.info("amqp-broker shutting down")
@@ -160,6 +167,18 @@ def serve(
         help="TCP port of the management HTTP API (0: any free port).",
     ),
     no_mgmt: bool = typer.Option(False, "--no-mgmt", help="Do not start the management HTTP API."),
+    prometheus_host: str = typer.Option(
+        "127.0.0.1", "--prometheus-host", envvar="AMQP_BROKER_PROMETHEUS_HOST",
+        help="Interface of the Prometheus metrics listener.",
+    ),
+    prometheus_port: int = typer.Option(
+        15692, "--prometheus-port", envvar="AMQP_BROKER_PROMETHEUS_PORT", min=0, max=65535,
+        help="TCP port of the Prometheus metrics listener, /metrics (0: any free port).",
+    ),
+    no_prometheus: bool = typer.Option(
+        False, "--no-prometheus", help="Do not start the Prometheus metrics listener (the management "
+        "listener still serves /metrics)."
+    ),
     log_level: LogLevel = typer.Option(
         LogLevel.info, "--log-level", envvar="AMQP_BROKER_LOG_LEVEL", case_sensitive=False, help="Log verbosity."
     ),
@@ -173,7 +192,8 @@ def serve(
     if host is not None and host.strip() in ("", "*"):
         host = None  # explicit "all interfaces"
     directory = prepare_data_dir(data_dir if data_dir is not None else default_data_dir())
-    run(run_broker(host, port, directory, mgmt_host, None if no_mgmt else mgmt_port))
+    run(run_broker(host, port, directory, mgmt_host, None if no_mgmt else mgmt_port,
+                   prometheus_host, None if no_prometheus else prometheus_port))
 
 
 @app.command()

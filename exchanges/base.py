@@ -18,8 +18,8 @@ hooks are public so that an exchange delegating to another one (``x-delayed-mess
 forward them; nothing else calls them.
 
 Besides routing state an exchange carries a few attributes the broker core sets and reads
-(``typed_arguments``, ``policy``, ``alternate``); they are declared here, with their defaults,
-so every exchange has them.
+(``typed_arguments``, ``policy``, ``alternate``, the ``stats_*`` counters); they are declared
+here, with their defaults, so every exchange has them.
 """
 from __future__ import annotations
 
@@ -89,6 +89,14 @@ class Exchange(ABC):
         # to date by the broker's policy service.
         self.policy = None
         self.alternate = self.arguments.get("alternate-exchange")
+        # Message statistics (amqp_broker.stats), counted by the broker core: messages
+        # published into this exchange, copies it routed to queues, unroutable ones dropped or
+        # returned; `stats_samples` holds the once-a-second readings their rates come from.
+        self.stats_in = 0
+        self.stats_out = 0
+        self.stats_dropped = 0
+        self.stats_returned = 0
+        self.stats_samples = None
         # identity key -> (destination, routing_key, arguments). A dict keeps insertion order,
         # which is what bindings() promises (list_bindings output, definitions export).
         self._bindings: dict[tuple, tuple[object, str, dict]] = {}

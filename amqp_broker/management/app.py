@@ -8,8 +8,9 @@ from aiohttp import web
 
 from . import (
     auth, bindings, channels, connections, consumers, definitions, exchanges, health, nodes, overview,
-    permissions, policies, queue_messages, queues, users, vhosts,
+    permissions, policies, prometheus, queue_messages, queues, users, vhosts,
 )
+from .metrics import BrokerMetrics
 
 
 def node_name() -> str:
@@ -35,6 +36,7 @@ def make_app(broker) -> web.Application:
     app.add_routes(definitions.routes(broker))
     app.add_routes(bindings.routes(broker))
     app.add_routes(queue_messages.routes(broker))
+    app.add_routes(prometheus.routes(BrokerMetrics(broker, node)))  # public, as rabbitmq_prometheus
     return app
 
 

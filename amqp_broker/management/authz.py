@@ -119,6 +119,9 @@ ANY_METHOD = "*"
 # to_json/2 of 3.10 decide (checked against a RabbitMQ 3.10 with a user of each tag)
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/metrics"): PUBLIC,
+    ("GET", "/metrics/"): PUBLIC,
+    ("GET", "/metrics/per-object"): PUBLIC,
+    ("GET", "/metrics/per-object/"): PUBLIC,
     ("GET", "/api/overview"): LOGIN,
     ("GET", "/api/whoami"): LOGIN,
     ("GET", "/api/nodes"): MONITOR,

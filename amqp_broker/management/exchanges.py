@@ -16,6 +16,7 @@ from . import responses
 from .exchange_publish import publish_json
 from .message_json import typed_arguments
 from .request_body import BodyError, flag, json_object
+from .message_stats import exchange_message_stats
 
 # the path name of the default exchange, whose real name is "" (rabbit_mgmt_util:id/2)
 DEFAULT_EXCHANGE_ALIAS = "amq.default"
@@ -32,6 +33,7 @@ def describe(exchange, vhost_name: str) -> dict:
         "auto_delete": exchange.auto_delete,
         "internal": exchange.internal,
         "arguments": responses.jsonable_table(exchange.arguments),
+        **exchange_message_stats(exchange),
     }
 
 

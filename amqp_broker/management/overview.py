@@ -6,6 +6,7 @@ from aiohttp import web
 from .. import __version__
 from .auth import logged_in
 from .connections import opened_sessions
+from .message_stats import overview_message_stats
 from .queues import unacked_by_queue
 from .responses import json_response
 
@@ -38,6 +39,7 @@ def overview(broker, node: str) -> dict:
             "messages_ready": ready,
             "messages_unacknowledged": pending,
         },
+        **overview_message_stats(broker),
     }
 
 

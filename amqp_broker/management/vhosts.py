@@ -16,6 +16,7 @@ from ..permissions import FULL
 from ..vhost_registry import VHostMeta
 from . import responses
 from .auth import logged_in
+from .message_stats import vhost_message_stats
 from .queues import unacked_by_queue
 from .request_body import BodyError, json_object, parse_bool
 
@@ -34,6 +35,7 @@ def describe(vhost, meta: VHostMeta, node: str, unacked: Counter) -> dict:
         "messages": ready + pending,
         "messages_ready": ready,
         "messages_unacknowledged": pending,
+        **vhost_message_stats(vhost),
     }
 
 

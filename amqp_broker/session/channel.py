@@ -45,6 +45,7 @@ class ChannelSession:
         # publisher confirms waiting for the store: (batch id, seqno) in publish order
         self._held: deque = deque()
         self._waiting_batch = 0
+        session.broker.churn.channels_opened += 1
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -76,7 +77,9 @@ class ChannelSession:
         tag = self.next_tag
         self.next_tag = tag + 1
         if consumer.no_ack:
-            consumer.queue.forget(entry)
+            queue = consumer.queue
+            queue.stats_deliver_no_ack += 1
+            queue.forget(entry)
         else:
             self.unacked[tag] = (entry, consumer.queue, consumer)
             consumer.unacked += 1
@@ -147,11 +150,13 @@ class ChannelSession:
             self.out.confirms_ready(self)
 
     def confirm_frames(self) -> list[bytes]:
-        if self.confirm is None:
+        confirm = self.confirm
+        if confirm is None:
             return []
+        self.vhost.stats.confirm += len(confirm.ready_acks)  # message statistics: one per message
         number = self.number
         return [(codec.ack_frame if is_ack else codec.nack_frame)(number, seq, multiple)
-                for is_ack, seq, multiple in self.confirm.flush()]
+                for is_ack, seq, multiple in confirm.flush()]
 
     # -- teardown ------------------------------------------------------------------------------
 
@@ -168,6 +173,9 @@ class ChannelSession:
             return
         self.open = False
         self.paused = True
+        self.session.broker.churn.channels_closed += 1
+        if self.confirm is not None:  # its publishes expecting a confirm, counted by the tracker
+            self.vhost.stats.received_confirm += self.confirm.next_seq - 1
         for consumer in list(self.consumers.values()):
             consumer.queue.remove_consumer(consumer, drain=False)
         queues = [c.queue for c in self.consumers.values()]

@@ -92,13 +92,16 @@ def basic_get(ch, obj) -> None:
         if queue.needs_page_in:  # the head is on disk: answer once it is read back
             ch.session.suspend(ch, queue.wait_paged_in(), lambda: basic_get(ch, obj))
             return
+        queue.stats_get_empty += 1
         ch.send(C.Basic.GetEmpty)
         return
     tag = ch.next_tag
     ch.next_tag = tag + 1
     if obj.no_ack:
+        queue.stats_get_no_ack += 1
         queue.forget(entry)
     else:
+        queue.stats_get += 1
         ch.unacked[tag] = (entry, queue, None)
     msg = entry.msg
     ch.out.send(codec.get_ok_frame(ch.number, tag, entry.redelivered, msg.xrk, queue.message_count))

@@ -348,6 +348,7 @@ class Session:
     def opened(self) -> None:
         self.state = OPENED
         self.timers.set_deadline(None)
+        self.broker.churn.connections_opened += 1  # RabbitMQ counts connections past open
 
     def tick(self, now: float) -> None:
         """Called by the adapter at (or after) `wakeup_at`."""

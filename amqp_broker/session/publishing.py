@@ -76,8 +76,12 @@ def route(ch, msg: Message, exchange, mandatory: bool) -> None:
         _publish_reply(ch, msg, mandatory, seq)
         return
     outcome = publish(ch.vhost, exchange, msg, ch.delayed)
-    if not outcome & ROUTED and mandatory:
-        ch.send_return(msg, errors.NO_ROUTE, "NO_ROUTE")
+    if not outcome & ROUTED:
+        if mandatory:
+            exchange.stats_returned += 1
+            ch.send_return(msg, errors.NO_ROUTE, "NO_ROUTE")
+        else:
+            exchange.stats_dropped += 1
     if outcome & STORED and ch.vhost.store.backlogged:
         ch.session.store_behind()
     if confirm is None:

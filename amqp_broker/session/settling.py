@@ -42,6 +42,7 @@ def settle(ch, items, requeue: bool, rejected: bool = False) -> None:
         elif rejected:
             queue.reject(entry)
         else:
+            queue.stats_ack += 1
             queue.forget(entry)
     for queue, entries in by_queue.items():
         queue.requeue(entries)  # drains too

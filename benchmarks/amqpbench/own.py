@@ -33,8 +33,10 @@ class OwnBroker:
             if not os.path.exists(exe):
                 raise BenchError("--start-own: no `amqp-broker` executable found (pip install -e . "
                                  "in the venv, or pass --own-command)")
-            # the management listener runs as in production, on a free port (never 15672 taken)
+            # the management and Prometheus listeners run as in production, on free ports
+            # (never 15672 or 15692 taken)
             cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--mgmt-port", "0",
+                   "--prometheus-port", "0",
                    "--data-dir", os.path.join(self.tmp.name, "data")]
         self.cmd = cmd
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"

@@ -22,9 +22,11 @@ def cli_command() -> list[str]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without AMQP_BROKER_* settings (so only the test's count),
-    but with the management API on a free port: parallel brokers must not all want 15672."""
+    but with the management API and the Prometheus listener on free ports: parallel brokers
+    must not all want 15672 and 15692."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMQP_BROKER_")}
     env["AMQP_BROKER_MGMT_PORT"] = "0"
+    env["AMQP_BROKER_PROMETHEUS_PORT"] = "0"
     env.update(extra)
     return env
 
