@@ -288,6 +288,15 @@ class Broker:
             host = f"[{host}]"
         return f"amqp://guest:guest@{host}:{self.port}/"
 
+    def listeners(self) -> list[tuple[str, str, int]]:
+        """(protocol, address, port) of every bound listener, named as RabbitMQ names them."""
+        bound = [("amqp", *sock.getsockname()[:2]) for srv in self._servers for sock in srv.sockets]
+        if self._mgmt is not None:
+            bound.append(("http", self._mgmt.host, self._mgmt.port))
+        if self._prometheus is not None:
+            bound.append(("http/prometheus", self._prometheus.host, self._prometheus.port))
+        return bound
+
     @property
     def mgmt_url(self) -> str | None:
         """Base URL of the management HTTP API (no trailing slash), None without a listener."""

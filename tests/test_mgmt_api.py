@@ -281,3 +281,29 @@ def test_unknown_path_is_404_and_wrong_method_405(mgmt: Mgmt):
 def test_unknown_exchange_is_404(mgmt: Mgmt, uid):
     reply = mgmt.get(f"/api/exchanges/%2F/nope-{uid}")
     assert (reply.status, reply.json) == (404, NOT_FOUND)
+
+
+def test_overview_lists_listeners_and_contexts(mgmt: Mgmt):
+    body = mgmt.get("/api/overview").json
+    node = body["node"]
+    amqp_port = int(mgmt.amqp_url.rsplit(":", 1)[1].split("/")[0])
+    assert {"node": node, "protocol": "amqp", "port": amqp_port}.items() <= \
+        next(l for l in body["listeners"] if l["protocol"] == "amqp").items()
+    assert any(l["protocol"] == "http" for l in body["listeners"])
+    assert body["contexts"][0]["node"] == node and body["contexts"][0]["path"] == "/"
+    assert {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification",
+            "enabled": True} in body["exchange_types"]
+    assert body["rates_mode"] == "basic"
+
+
+def test_overview_of_a_plain_management_user_shows_no_node(mgmt: Mgmt, uid):
+    name = f"mgmt-ov-{uid}"
+    mgmt.add_user(name, "pw", ("management",))
+    try:
+        body = mgmt.get("/api/overview", auth=(name, "pw")).json
+        assert "node" not in body and "listeners" not in body and "contexts" not in body
+        # no vhost access, no connections of its own: nothing to count
+        assert body["object_totals"] == {"channels": 0, "connections": 0, "exchanges": 0, "queues": 0}
+        assert body["product_name"] and body["rabbitmq_version"]
+    finally:
+        mgmt.remove_user(name)

@@ -56,6 +56,17 @@ def open_descriptors() -> int | None:
     return None
 
 
+def exchange_types() -> list[dict]:
+    return [{"name": name, "description": EXCHANGE_DESCRIPTIONS.get(name, ""), "enabled": True}
+            for name in EXCHANGE_TYPES]
+
+
+def contexts(broker, node: str) -> list[dict]:
+    """The HTTP contexts, as RabbitMQ lists its management listener (port as a string)."""
+    return [{"node": node, "description": "RabbitMQ Management", "path": "/",
+             "ip": broker.mgmt_host, "port": str(broker.mgmt_port)}]
+
+
 def describe(broker, node: str, started: float) -> dict:
     body = {
         "name": node,
@@ -72,16 +83,12 @@ def describe(broker, node: str, started: float) -> dict:
         "sockets_used": len(broker.connections),
         # asyncio tasks stand for Erlang processes: the units of concurrency of this node
         "proc_used": len(asyncio.all_tasks()),
-        "exchange_types": [
-            {"name": name, "description": EXCHANGE_DESCRIPTIONS.get(name, ""), "enabled": True}
-            for name in EXCHANGE_TYPES
-        ],
+        "exchange_types": exchange_types(),
         "auth_mechanisms": [
             {"name": name, "description": MECHANISM_DESCRIPTIONS.get(name, ""), "enabled": True}
             for name in MECHANISMS
         ],
-        "contexts": [{"description": "RabbitMQ Management", "path": "/",
-                      "ip": broker.mgmt_host, "port": str(broker.mgmt_port)}],
+        "contexts": contexts(broker, node),
     }
     memory = resident_memory()
     if memory is not None:
