@@ -307,3 +307,11 @@ def test_overview_of_a_plain_management_user_shows_no_node(mgmt: Mgmt, uid):
         assert body["product_name"] and body["rabbitmq_version"]
     finally:
         mgmt.remove_user(name)
+
+
+def test_paths_answer_with_a_trailing_slash_too(mgmt: Mgmt, queue_name):
+    """As RabbitMQ's router: `/api/overview/` is `/api/overview`, writes included."""
+    assert mgmt.get("/api/overview/").json["rabbitmq_version"]
+    assert mgmt.put(f"/api/queues/%2F/{queue_name}/", {"durable": False}).status == 201
+    assert mgmt.get(f"/api/queues/%2F/{queue_name}/").json["name"] == queue_name
+    assert mgmt.delete(f"/api/queues/%2F/{queue_name}/").status == 204

@@ -28,9 +28,29 @@ STRANGER = subject("management", vhosts=())
 
 # -- the routes ---------------------------------------------------------------------------------
 
-def registered_routes() -> list[tuple[str, str]]:
+def all_routes() -> set[tuple[str, str]]:
     app = make_app(Broker(port=0))
-    return sorted({(route.method, route.resource.canonical) for route in app.router.routes()})
+    return {(route.method, route.resource.canonical) for route in app.router.routes()}
+
+
+def is_twin(template: str, templates: set[str]) -> bool:
+    """The trailing-slash twin the app adds to a route (app.add_trailing_slash_routes)."""
+    return template.endswith("/") and template[:-1] in templates
+
+
+def registered_routes() -> list[tuple[str, str]]:
+    routes = all_routes()
+    templates = {t for _m, t in routes}
+    return sorted(r for r in routes if not is_twin(r[1], templates))
+
+
+def test_trailing_slash_twins_have_their_routes_rule():
+    routes = all_routes()
+    templates = {t for _m, t in routes}
+    twins = [(m, t) for m, t in routes if is_twin(t, templates)]
+    assert ("GET", "/api/healthchecks/node/") in twins
+    for method, template in twins:
+        assert rule_for(method, template) is rule_for(method, template[:-1])
 
 
 @pytest.mark.parametrize(("method", "template"), registered_routes())

@@ -37,7 +37,20 @@ def make_app(broker) -> web.Application:
     app.add_routes(bindings.routes(broker))
     app.add_routes(queue_messages.routes(broker))
     app.add_routes(prometheus.routes(BrokerMetrics(broker, node)))  # public, as rabbitmq_prometheus
+    add_trailing_slash_routes(app.router)
     return app
+
+
+def add_trailing_slash_routes(router: web.UrlDispatcher) -> None:
+    """Every path also answers with a trailing slash, as RabbitMQ's (cowboy's router ignores
+    one): clients such as AMQPStorm ask for `/api/healthchecks/node/`. A redirect would not do:
+    a 301 turns a PUT or DELETE into a GET in many clients."""
+    known = {resource.canonical for resource in router.resources()}
+    for route in list(router.routes()):
+        path = route.resource.canonical
+        if path.endswith("/") or path + "/" in known or route.method == "HEAD":
+            continue
+        router.add_route(route.method, path + "/", route.handler)
 
 
 class ManagementListenError(OSError):

@@ -185,12 +185,18 @@ RULES: dict[tuple[str, str], Rule] = {
 }
 
 
+# templates that end in "/" and have rules of their own
+_SLASHED = frozenset(template for _method, template in RULES if template.endswith("/"))
+
+
 def rule_for(method: str, template: str | None) -> Rule:
     """The rule of a route. A request that matched no route (404/405) only needs a login;
     a route missing from RULES is for administrators only, so a new endpoint is closed until
     its rule is written down."""
     if template is None:
         return LOGIN
+    if template.endswith("/") and len(template) > 1 and template not in _SLASHED:
+        template = template[:-1]  # the trailing-slash twin of a route has the route's rule
     method = "GET" if method == "HEAD" else method
     rule = RULES.get((method, template)) or RULES.get((ANY_METHOD, template))
     return rule if rule is not None else ADMIN
