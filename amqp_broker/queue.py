@@ -83,7 +83,7 @@ class Queue:
         self.stats_ack = 0
         self.stats_redeliver = 0
         self.stats_dead_lettered: dict = {}  # (reason, strategy) -> messages
-        self.stats_samples = None  # stats.Samples, once the sampler has read the counters
+        self.stats_samples = None  # stats.QueueSamples, once the sampler has read the counters
         self.policy = None  # the policy that applies (set by the vhost's policy service)
         # durability (set by attach_store for durable queues of a message-persisting store)
         self.store = None

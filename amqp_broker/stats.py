@@ -186,6 +186,36 @@ class Samples:
         return tuple(round(max(0, b - a) / elapsed, 2) for a, b in zip(old, new))
 
 
+class QueueSamples(Samples):
+    """A queue's readings, plus what the management API derives from them at no cost to the
+    hot path: since when nothing happened in the queue (RabbitMQ's `idle_since`) and the
+    share of recent readings in which it could hand a message to a consumer at once
+    (`consumer_utilisation`: consumers present and nothing left waiting for them; messages
+    waiting next to consumers mean every consumer is at its prefetch limit)."""
+
+    __slots__ = ("idle_since", "last_active", "could_deliver")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle_since: float | None = None  # wall-clock seconds, None while active
+        self.last_active: float | None = None
+        self.could_deliver: deque = deque(maxlen=RATE_WINDOW)
+
+    def observe(self, now: float, wall: float, values: tuple, consumers: int, ready: int) -> None:
+        if self.ring and self.ring[-1][1] == values:
+            if self.idle_since is None:
+                self.idle_since = self.last_active if self.last_active is not None else wall
+        else:
+            self.idle_since = None
+            self.last_active = wall
+        self.add(now, values)
+        self.could_deliver.append(consumers > 0 and ready == 0)
+
+    def utilisation(self) -> float:
+        readings = self.could_deliver
+        return round(sum(readings) / len(readings), 2) if readings else 0.0
+
+
 class Sampler:
     """Records, once a second, the counters of every queue, exchange and vhost of a broker
     (and the broker's totals), so that reading a rate is a subtraction.
@@ -193,24 +223,25 @@ class Sampler:
     `sample()` is the whole job (tests call it with a fake clock); `start(loop)` repeats it
     every SAMPLE_INTERVAL on the broker's loop until `stop()`."""
 
-    def __init__(self, vhosts: dict, churn: Churn, clock=time.monotonic):
+    def __init__(self, vhosts: dict, churn: Churn, clock=time.monotonic, wall=time.time):
         self.vhosts = vhosts  # the broker's name -> VHost dict, read at every sample
         self.churn = churn
         self.clock = clock
+        self.wall = wall
         self.overview = Samples()  # broker totals: VHOST_KEYS
         self.churn_samples = Samples()  # CHURN_KEYS
         self._timer = None
 
     def sample(self) -> None:
-        now = self.clock()
+        now, wall = self.clock(), self.wall()
         totals = []
         for vhost in self.vhosts.values():
             queues = list(vhost.queues.values())
             exchanges = list(vhost.exchanges.values())
             for queue in queues:
                 if queue.stats_samples is None:
-                    queue.stats_samples = Samples()
-                queue.stats_samples.add(now, queue_counts(queue))
+                    queue.stats_samples = QueueSamples()
+                queue.stats_samples.observe(now, wall, queue_counts(queue), queue.consumer_count, queue.message_count)
             for exchange in exchanges:
                 if exchange.stats_samples is None:
                     exchange.stats_samples = Samples()

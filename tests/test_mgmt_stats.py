@@ -6,6 +6,8 @@ statistics lag a few seconds: every count is polled). The expected counts are th
 """
 from __future__ import annotations
 
+import re
+
 import pika
 import pytest
 
@@ -173,3 +175,26 @@ def test_queues_sort_by_a_message_stat(mgmt: Mgmt, channel, names):
     order = [q["name"] for q in listed if q["name"] in (busy, quiet)]
     assert order == [busy, quiet]
     assert next(q for q in listed if q["name"] == busy) == {"name": busy, "message_stats": {"publish": 3}}
+
+
+IDLE_SINCE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
+
+
+def test_idle_queue_with_a_consumer_that_keeps_up(mgmt: Mgmt, channel, names):
+    """A queue nothing happens in shows `idle_since` (3.10's format); its consumer has nothing
+    left waiting, so it could take every message at once: utilisation 1.0."""
+    queue = names("queues", "idle")
+    channel.queue_declare(queue)
+    channel.basic_consume(queue, lambda *args: None, auto_ack=True)
+    body = polled(mgmt, f"/api/queues/%2F/{queue}",
+                  lambda q: "idle_since" in q and q.get("consumer_utilisation") == 1.0)
+    assert IDLE_SINCE.fullmatch(body["idle_since"]), body["idle_since"]
+    assert body["consumer_capacity"] == 1.0
+
+
+def test_messages_waiting_without_consumers_is_no_utilisation(mgmt: Mgmt, channel, names):
+    queue = names("queues", "waiting")
+    channel.queue_declare(queue)
+    channel.basic_publish("", queue, b"m")
+    body = polled(mgmt, f"/api/queues/%2F/{queue}", lambda q: q.get("messages") == 1 and "idle_since" in q)
+    assert body["consumer_utilisation"] == 0

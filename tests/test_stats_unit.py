@@ -8,12 +8,13 @@ import struct
 from amqp_broker.args import Arguments
 from amqp_broker.expiry import Expirer
 from amqp_broker.management.message_stats import (
-    exchange_message_stats, overview_message_stats, queue_message_stats, vhost_message_stats,
+    exchange_message_stats, overview_message_stats, queue_activity, queue_message_stats, vhost_message_stats,
 )
 from amqp_broker.message import Message
 from amqp_broker.publish import publish
 from amqp_broker.stats import (
-    AT_MOST_ONCE, DISABLED, QUEUE_KEYS, VHOST_KEYS, Churn, Sampler, Samples, VHostCounters, queue_counts,
+    AT_MOST_ONCE, DISABLED, QUEUE_KEYS, RATE_WINDOW, VHOST_KEYS, Churn, QueueSamples, Sampler, Samples,
+    VHostCounters, queue_counts,
 )
 from amqp_broker.vhost import VHost
 
@@ -160,6 +161,45 @@ def test_sampler_reads_every_queue_exchange_vhost_and_the_overview():
     assert dict(zip(VHOST_KEYS, vhost.stats.samples.rates()))["publish"] == 3.0
     assert dict(zip(VHOST_KEYS, sampler.overview.rates()))["queue_publish"] == 3.0
     assert sampler.churn_samples.rates()[0] == 1.0
+
+
+def test_queue_is_idle_since_its_last_change():
+    samples = QueueSamples()
+    samples.observe(1.0, 1000.0, (1, 0), consumers=0, ready=1)
+    assert samples.idle_since is None  # one reading: nothing to compare yet
+    samples.observe(2.0, 1001.0, (2, 0), consumers=0, ready=2)
+    assert samples.idle_since is None
+    samples.observe(3.0, 1002.0, (2, 0), consumers=0, ready=2)
+    samples.observe(4.0, 1003.0, (2, 0), consumers=0, ready=2)
+    assert samples.idle_since == 1001.0  # the reading of the last change
+    samples.observe(5.0, 1004.0, (2, 1), consumers=0, ready=1)
+    assert samples.idle_since is None
+
+
+def test_consumer_utilisation_is_the_share_of_readings_consumers_kept_up():
+    samples = QueueSamples()
+    assert samples.utilisation() == 0.0
+    samples.observe(1.0, 1.0, (0,), consumers=0, ready=0)  # no consumer: cannot deliver
+    samples.observe(2.0, 2.0, (0,), consumers=1, ready=0)  # consumer, nothing waiting
+    samples.observe(3.0, 3.0, (0,), consumers=1, ready=5)  # messages wait: consumers are full
+    samples.observe(4.0, 4.0, (0,), consumers=1, ready=0)
+    assert samples.utilisation() == 0.5
+    for second in range(5, 5 + RATE_WINDOW):
+        samples.observe(float(second), float(second), (0,), consumers=2, ready=0)
+    assert samples.utilisation() == 1.0
+
+
+def test_queue_activity_in_the_management_json():
+    vhost = new_vhost()
+    queue = declare(vhost, "q")
+    assert queue_activity(queue) == {}  # the sampler has not read it yet
+    clock = Clock()
+    sampler = Sampler({"/": vhost}, Churn(), clock, wall=lambda: 1_800_000_000.25)
+    sampler.sample()
+    clock.now += 1.0
+    sampler.sample()
+    assert queue_activity(queue) == {"consumer_utilisation": 0.0, "consumer_capacity": 0.0,
+                                     "idle_since": "2027-01-15T08:00:00.250+00:00"}
 
 
 def test_sampler_timer_starts_and_stops():

@@ -10,6 +10,8 @@ until it has two of them.
 """
 from __future__ import annotations
 
+import datetime
+
 from ..stats import (
     CHURN_KEYS, EXCHANGE_KEYS, QUEUE_KEYS, VHOST_KEYS, churn_counts, consumed_with_ack, exchange_counts,
     queue_counts, sum_tuples,
@@ -55,6 +57,20 @@ def queue_message_stats(queue) -> dict:
     rates = samples.rates() if samples is not None else None
     body = _render((("publish",), _QUEUE_DELIVERY), counts, _with_deliver(QUEUE_KEYS, rates))
     return {"message_stats": body} if body else {}
+
+
+def queue_activity(queue) -> dict:
+    """`idle_since` (only while the queue is idle, in RabbitMQ 3.10's format) and
+    `consumer_utilisation`/`consumer_capacity`, from the sampler's readings; {} before any."""
+    samples = queue.stats_samples
+    if samples is None:
+        return {}
+    utilisation = samples.utilisation()
+    body = {"consumer_utilisation": utilisation, "consumer_capacity": utilisation}
+    if samples.idle_since is not None:
+        moment = datetime.datetime.fromtimestamp(samples.idle_since, datetime.timezone.utc)
+        body["idle_since"] = moment.isoformat(timespec="milliseconds")
+    return body
 
 
 def exchange_message_stats(exchange) -> dict:

@@ -14,7 +14,7 @@ from .. import errors
 from ..args import Arguments
 from . import responses
 from .request_body import BodyError, flag, json_object
-from .message_stats import queue_message_stats
+from .message_stats import queue_activity, queue_message_stats
 from .connections import opened_sessions
 from .consumers import of_queue
 
@@ -74,6 +74,7 @@ def describe(queue, node: str, unacked: Unacked) -> dict:
         "effective_policy_definition": dict(policy.definition) if policy is not None else {},
         "operator_policy": None,  # operator policies are not implemented: none ever applies
         **queue_message_stats(queue),
+        **queue_activity(queue),
     }
 
 

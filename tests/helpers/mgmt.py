@@ -99,20 +99,6 @@ def polled(mgmt: Mgmt, path: str, pred) -> dict:
     return last
 
 
-def polled(mgmt: Mgmt, path: str, pred) -> dict:
-    """GET `path` until `pred(body)` holds (statistics lag on RabbitMQ); the last body."""
-    last = {}
-
-    def check() -> bool:
-        nonlocal last
-        reply = mgmt.get(path)
-        last = reply.json if reply.status == 200 else {}
-        return bool(last) and pred(last)
-
-    assert wait_until(check, interval=0.2), last
-    return last
-
-
 def _lower(headers) -> dict:
     return {k.lower(): v for k, v in headers.items()}
 
