@@ -160,9 +160,9 @@ class Broker:
         raise OSError(errno.EADDRINUSE, "could not find a port free on both IPv4 and IPv6")
 
     async def _start_mgmt(self) -> None:
-        from .management import ManagementServer  # aiohttp is only imported when it is used
+        from .management import management_listener  # aiohttp is only imported when it is used
 
-        mgmt = ManagementServer(self, self.mgmt_host, self.mgmt_port)
+        mgmt = management_listener(self, self.mgmt_host, self.mgmt_port)
         await mgmt.start()
         self._mgmt = mgmt
         self.mgmt_port = mgmt.port
@@ -170,9 +170,9 @@ class Broker:
 
     async def _start_prometheus(self) -> None:
         from .management.app import node_name
-        from .management.prometheus import PrometheusServer
+        from .management.prometheus import prometheus_listener
 
-        server = PrometheusServer(self, node_name(), self.prometheus_host, self.prometheus_port)
+        server = prometheus_listener(self, node_name(), self.prometheus_host, self.prometheus_port)
         await server.start()
         self._prometheus = server
         self.prometheus_port = server.port

@@ -2,9 +2,6 @@
 rabbitmq-diagnostics status shows it)."""
 from __future__ import annotations
 
-import typer
-
-from .command import admin_command
 from .http_client import ManagementClient, api_path
 from .output import FORMAT_OPTION, Format, emit_object
 

@@ -26,6 +26,7 @@ import uuid
 import pytest
 
 from helpers.broker import REFERENCE_URL, BrokerThread
+from helpers.mgmt import mgmt  # noqa: F401 - the management API fixture, for every module
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from helpers.cli import Admin, eventually
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt
 from helpers.process import clean_env, cli_command, free_port
 
 

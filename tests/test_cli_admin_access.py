@@ -10,7 +10,7 @@ import pytest
 from amqp_broker.cli import definitions
 
 from helpers.cli import Admin, eventually
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt
 
 
 @pytest.fixture

@@ -65,17 +65,19 @@ def test_no_mgmt_starts_no_listener(serve):
     assert not port_open(port)
 
 
-def test_mgmt_port_in_use_is_a_one_line_error(tmp_path):
+@pytest.mark.parametrize(("option", "listener"), [("--mgmt-port", "management API"),
+                                                ("--prometheus-port", "Prometheus metrics")])
+def test_http_port_in_use_is_a_one_line_error(tmp_path, option, listener):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
             cli_command() + ["serve", "--host", "127.0.0.1", "--port", str(free_port()),
-                             "--data-dir", str(tmp_path / "data"), "--mgmt-port", str(port)],
+                             "--data-dir", str(tmp_path / "data"), option, str(port)],
             capture_output=True, text=True, timeout=HANG_GUARD * 2, env=clean_env(), stdin=subprocess.DEVNULL,
         )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("amqp-broker: error:")]
-    assert errors == [f"amqp-broker: error: cannot listen on 127.0.0.1:{port} (management API): address already in use"]
+    assert errors == [f"amqp-broker: error: cannot listen on 127.0.0.1:{port} ({listener}): address already in use"]

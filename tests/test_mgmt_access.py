@@ -13,7 +13,7 @@ import urllib.parse
 import pika
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt
 
 NOT_FOUND = {"error": "Object Not Found", "reason": "Not Found"}
 SHA256 = "rabbit_password_hashing_sha256"

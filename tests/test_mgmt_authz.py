@@ -17,7 +17,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt, polled  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt, polled
 
 PASSWORD = "authz-pw"
 TAGS = {"adm": "administrator", "mon": "monitoring", "pol": "policymaker", "man": "management"}

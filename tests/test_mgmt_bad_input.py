@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt
 
 NOT_JSON = {"error": "bad_request", "reason": "not_json"}
 VHOST_NOT_FOUND = {"error": "not_found", "reason": "vhost_not_found"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt
 from helpers.mgmt_amqp import amqp, bad_request, post, publish  # noqa: F401 - amqp is a fixture
 
 NOT_FOUND = {"error": "Object Not Found", "reason": "Not Found"}

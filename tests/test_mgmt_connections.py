@@ -13,7 +13,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt, polled  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt, polled
 from helpers.wait import HANG_GUARD, wait_until
 
 NOT_FOUND = {"error": "Object Not Found", "reason": "Not Found"}

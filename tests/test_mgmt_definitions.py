@@ -18,7 +18,7 @@ import pika
 import pytest
 
 from helpers.broker import BrokerThread
-from helpers.mgmt import MGMT_REFERENCE_URL, Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import MGMT_REFERENCE_URL, Mgmt
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = json.loads((DATA / "rabbitmq-3.10-definitions.json").read_text())

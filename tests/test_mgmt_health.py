@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt
 
 NOT_FOUND = {"error": "Object Not Found", "reason": "Not Found"}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pika
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt, polled  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt, polled
 
 NOT_FOUND = {"error": "Object Not Found", "reason": "Not Found"}
 

@@ -11,7 +11,7 @@ import re
 import pika
 import pytest
 
-from helpers.mgmt import Mgmt, mgmt, polled  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt, polled
 
 QUEUE_DELIVERY_KEYS = ("ack", "deliver", "deliver_get", "deliver_no_ack", "get", "get_empty", "get_no_ack", "redeliver")
 VHOST_KEYS = ("publish", "confirm", "return_unroutable", "drop_unroutable") + QUEUE_DELIVERY_KEYS

@@ -12,7 +12,7 @@ import urllib.parse
 import pytest
 
 from helpers.cli import eventually
-from helpers.mgmt import Mgmt, mgmt  # noqa: F401 - pytest fixture
+from helpers.mgmt import Mgmt
 
 RABBITMQADMIN = shutil.which("rabbitmqadmin") or "/usr/bin/rabbitmqadmin"
 

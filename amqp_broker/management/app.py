@@ -10,6 +10,7 @@ from . import (
     auth, bindings, channels, connections, consumers, definitions, exchanges, health, nodes, overview,
     permissions, policies, prometheus, queue_messages, queues, users, vhosts,
 )
+from .listener import HttpListener
 from .metrics import BrokerMetrics
 
 
@@ -58,32 +59,5 @@ class ManagementListenError(OSError):
     tell it from a failure of the AMQP listener."""
 
 
-class ManagementServer:
-    """Starts and stops the HTTP listener; `port` is the bound one (useful with port 0)."""
-
-    def __init__(self, broker, host: str, port: int):
-        self.host = host
-        self.port = port
-        self._runner = web.AppRunner(make_app(broker), access_log=None)
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ManagementListenError(exc.errno, exc.strerror or str(exc)) from exc
-        except BaseException:
-            await self._runner.cleanup()
-            raise
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    @property
-    def url(self) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+def management_listener(broker, host: str, port: int) -> HttpListener:
+    return HttpListener(make_app(broker), host, port, ManagementListenError)

@@ -2,13 +2,14 @@
 authentication, the Prometheus text format.
 
 Served twice: on the management listener (authz marks these routes public, so no login is
-asked for) and on a listener of its own (`PrometheusServer`, the
+asked for) and on a listener of its own (`prometheus_listener`, the
 plugin's port 15692 by default).
 """
 from __future__ import annotations
 
 from aiohttp import web
 
+from .listener import HttpListener
 from .metrics import BrokerMetrics
 
 # the text format generate_latest writes, under the name RabbitMQ's plugin gives it (newer
@@ -49,32 +50,5 @@ class PrometheusListenError(OSError):
     """The Prometheus listener could not bind (same errno), told apart from the others."""
 
 
-class PrometheusServer:
-    """Starts and stops the metrics listener; `port` is the bound one (useful with port 0)."""
-
-    def __init__(self, broker, node: str, host: str, port: int):
-        self.host = host
-        self.port = port
-        self._runner = web.AppRunner(make_app(BrokerMetrics(broker, node)), access_log=None)
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise PrometheusListenError(exc.errno, exc.strerror or str(exc)) from exc
-        except BaseException:
-            await self._runner.cleanup()
-            raise
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    @property
-    def url(self) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+def prometheus_listener(broker, node: str, host: str, port: int) -> HttpListener:
+    return HttpListener(make_app(BrokerMetrics(broker, node)), host, port, PrometheusListenError)
