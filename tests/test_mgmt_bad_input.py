@@ -21,7 +21,7 @@ WRITES = [
     ("PUT", "/api/exchanges/%2F/{name}", "/api/exchanges/%2F/{name}"),
     ("PUT", "/api/vhosts/{name}", "/api/vhosts/{name}"),
     ("PUT", "/api/users/{name}", "/api/users/{name}"),
-    ("PUT", "/api/permissions/%2F/{name}", "/api/permissions/%2F/{name}"),
+    ("PUT", "/api/permissions/%2F/guest", None),
     ("PUT", "/api/policies/%2F/{name}", "/api/policies/%2F/{name}"),
     ("POST", "/api/exchanges/%2F/amq.direct/publish", None),
     ("POST", "/api/queues/%2F/{name}/get", None),
@@ -58,8 +58,11 @@ def test_writes_into_an_unknown_vhost_are_404_vhost_not_found(mgmt: Mgmt, uid, m
     assert mgmt.get(f"/api/vhosts/{vhost}").status == 404
 
 
-def test_permissions_in_an_unknown_vhost(mgmt: Mgmt, uid):
-    reply = mgmt.put(f"/api/permissions/no-such-vhost-{uid}/guest", {"configure": "", "write": "", "read": ""})
+@pytest.mark.parametrize("body", [{"configure": "", "write": "", "read": ""}, b"{bad"], ids=["valid", "broken"])
+@pytest.mark.parametrize("path", ["no-such-vhost-{uid}/guest", "%2F/no-such-user-{uid}"])
+def test_permissions_of_an_unknown_vhost_or_user(mgmt: Mgmt, uid, path, body):
+    """The path is checked before the body."""
+    reply = mgmt.request("PUT", f"/api/permissions/{path.format(uid=uid)}", body)
     assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": "vhost_or_user_not_found"})
 
 

@@ -37,12 +37,12 @@ def routes(broker) -> list[web.RouteDef]:
 
     async def put(request: web.Request) -> web.Response:
         vhost, user = request.match_info["vhost"], request.match_info["user"]
+        if not known(vhost, user):  # RabbitMQ looks at the path before the body
+            return responses.bad_request("vhost_or_user_not_found")
         try:
             body = await json_object(request)
         except BodyError as exc:
             return responses.bad_request(exc.reason)
-        if not known(vhost, user):
-            return responses.bad_request("vhost_or_user_not_found")
         missing = [key for key in KEYS if key not in body]
         if missing:
             return responses.bad_request(missing_keys(missing))

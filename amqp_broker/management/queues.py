@@ -78,6 +78,10 @@ def describe(queue, node: str, unacked: Unacked) -> dict:
     }
 
 
+# a queue name must fit an AMQP shortstr (RabbitMQ's text says "less than 255" for at most 255)
+MAX_NAME_BYTES = 255
+
+
 def routes(broker, node: str) -> list[web.RouteDef]:
     def vhost_of(request: web.Request):
         return broker.vhosts.get(request.match_info["vhost"])
@@ -108,6 +112,9 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         if vhost is None:
             return responses.vhost_not_found()
         name = request.match_info["name"]
+        size = len(name.encode("utf-8"))
+        if size > MAX_NAME_BYTES:  # AMQP's shortstr cannot carry it: only this path can
+            return responses.bad_request(f"queue should be less than 255 bytes, actually was {size}\n")
         try:
             body = await json_object(request)
             durable, auto_delete = flag(body, "durable"), flag(body, "auto_delete")
