@@ -272,8 +272,8 @@ def test_queue_message_bytes_and_policy_fields(mgmt: Mgmt, client, uid: str):
     method, _props, _body = next(ch.consume(queue, inactivity_timeout=HANG_GUARD))
     assert method is not None
     item = polled(mgmt, f"/api/queues/%2F/{queue}",
-                  lambda q: q.get("messages_unacknowledged") == 1 and q.get("messages_ready") == 1)
-    assert item["message_bytes"] == 8
+                  lambda q: q.get("messages_unacknowledged") == 1 and q.get("messages_ready") == 1
+                  and q.get("message_bytes") == 8)  # RabbitMQ reports counts and bytes apart
     assert item["message_bytes_ready"] == 3
     assert item["message_bytes_unacknowledged"] == 5
     assert item["policy"] is None
