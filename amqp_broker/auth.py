@@ -1,4 +1,4 @@
-"""Users and SASL mechanisms (PLAIN, AMQPLAIN), sans-IO.
+"""Users and SASL mechanisms (PLAIN, AMQPLAIN; EXTERNAL on TLS connections), sans-IO.
 
 As in RabbitMQ's default configuration, the `guest` user may log in only from loopback
 addresses (`loopback_users`), so a broker started with the embedded default is not an open
@@ -15,6 +15,15 @@ import os
 from . import tables
 
 MECHANISMS = ("PLAIN", "AMQPLAIN")
+# rabbitmq_auth_mechanism_ssl: log in as the user a verified client certificate names (its
+# subject's CN); offered only on a TLS connection that presented such a certificate
+EXTERNAL = "EXTERNAL"
+
+
+def offered_mechanisms(peer_cert_cn: str | None) -> tuple[str, ...]:
+    """The mechanisms connection.start offers: EXTERNAL too when a verified client
+    certificate named someone (its CN)."""
+    return MECHANISMS if peer_cert_cn is None else MECHANISMS + (EXTERNAL,)
 
 
 class AuthError(Exception):
@@ -146,8 +155,23 @@ class UserStore:
         user = self.users.get(username)
         if user is None or not user.check(password):
             raise AuthError(f"user '{username}' - invalid credentials")
-        if username in self.loopback_users and not is_loopback(peer_host):
-            raise AuthError(f"user '{username}' can only connect via localhost")
+        return self._from_loopback(user, peer_host)
+
+    def authenticate_external(self, peer_cert_cn: str | None, peer_host: str | None) -> User:
+        """EXTERNAL: the user the verified client certificate's CN names. The certificate is
+        the credential, so no password is checked (a user without one may log in), but the
+        user must exist, and loopback-only users stay loopback-only (as in RabbitMQ, whose
+        reader checks loopback_users whatever the mechanism)."""
+        if peer_cert_cn is None:
+            raise AuthError("EXTERNAL login without a verified client certificate")
+        user = self.users.get(peer_cert_cn)
+        if user is None:
+            raise AuthError(f"user '{peer_cert_cn}' (client certificate CN) - no such user")
+        return self._from_loopback(user, peer_host)
+
+    def _from_loopback(self, user: User, peer_host: str | None) -> User:
+        if user.name in self.loopback_users and not is_loopback(peer_host):
+            raise AuthError(f"user '{user.name}' can only connect via localhost")
         return user
 
 

@@ -22,6 +22,7 @@ from .expiry import Expirer
 from .permissions import FULL, Permissions
 from .policy_service import PolicyService
 from .stats import Churn, Sampler
+from .tls import TLSConfigError, TLSListenError, TLSOptions
 from .vhost import VHost
 from .vhost_registry import DEFAULT_VHOST, VHostRegistry
 
@@ -47,6 +48,13 @@ class Broker:
         mgmt_port: int | None = None,
         prometheus_host: str = "127.0.0.1",
         prometheus_port: int | None = None,
+        tls_port: int = 5671,
+        tls_cert: str | os.PathLike | None = None,
+        tls_key: str | os.PathLike | None = None,
+        tls_ca: str | os.PathLike | None = None,
+        tls_verify_peer: bool = False,
+        tls_fail_if_no_peer_cert: bool = False,
+        mgmt_tls: bool = False,
     ):
         self.host = host or None
         self.port = port
@@ -65,6 +73,14 @@ class Broker:
         self.prometheus_host = prometheus_host
         self.prometheus_port = prometheus_port
         self._prometheus = None
+        # TLS (tls.py): with a certificate, an amqps listener on tls_port (0 = a free port);
+        # mgmt_tls serves the management API over https with the same settings
+        self.tls = None if tls_cert is None else TLSOptions(
+            os.fspath(tls_cert), None if tls_key is None else os.fspath(tls_key),
+            None if tls_ca is None else os.fspath(tls_ca), tls_verify_peer, tls_fail_if_no_peer_cert,
+        )
+        self.tls_port = tls_port
+        self.mgmt_tls = mgmt_tls
         self.vhosts: dict[str, VHost] = {}
         self.vhost_registry = VHostRegistry(self)  # creates, deletes and recovers the vhosts
         # message statistics (stats.py): connection/channel churn, and the once-a-second
@@ -112,13 +128,22 @@ class Broker:
                         queue.recover_expiries(await self.store.expiring(queue.store_id))
                     await queue.wait_paged_in()
                     queue.touch()
+            # TLS files are read before anything listens: a bad path fails the start cleanly
+            tls_context = self._tls_context()
             # the management listener first: once the AMQP port accepts, the whole broker is up
             # (clients and tests that wait for the AMQP port may use the API at once)
             if self.mgmt_port is not None:
-                await self._start_mgmt()
+                await self._start_mgmt(tls_context if self.mgmt_tls else None)
             if self.prometheus_port is not None:
                 await self._start_prometheus()
-            await self._listen()
+            if tls_context is not None:
+                try:
+                    servers, self.tls_port = await self._listen(self.tls_port, tls_context)
+                except OSError as exc:
+                    raise TLSListenError(exc.errno, exc.strerror or str(exc)) from exc
+                self._servers.extend(servers)
+            servers, self.port = await self._listen(self.port)
+            self._servers.extend(servers)
         except BaseException:
             for server in self._servers:
                 server.close()
@@ -130,21 +155,29 @@ class Broker:
         log.debug("listening on %s", ", ".join(_addr(s.getsockname()) for srv in self._servers for s in srv.sockets))
         return self
 
-    async def _listen(self) -> None:
-        """Bind the listeners. With no host: IPv4 and IPv6 on all interfaces, on the *same*
-        port even when the port is chosen by the OS (port=0)."""
+    def _tls_context(self):
+        """The TLS listeners' ssl.SSLContext, None without a certificate (TLSConfigError when
+        the files or options do not work)."""
+        if self.tls is None:
+            if self.mgmt_tls:
+                raise TLSConfigError("the management API's TLS needs a certificate (tls_cert)")
+            return None
+        return self.tls.server_context()
+
+    async def _listen(self, wanted: int, ssl_context=None) -> tuple[list, int]:
+        """Bind one AMQP listener (amqps with an ssl_context) -> (servers, bound port). With
+        no host: IPv4 and IPv6 on all interfaces, on the *same* port even when the port is
+        chosen by the OS (port 0)."""
         if self.host is not None:
-            server = await self._server(self.host, self.port)
-            self._servers.append(server)
-            self.port = server.sockets[0].getsockname()[1]
-            return
+            server = await self._server(self.host, wanted, ssl_context)
+            return [server], server.sockets[0].getsockname()[1]
         for _attempt in range(10):
-            v4 = await self._server("0.0.0.0", self.port)
+            v4 = await self._server("0.0.0.0", wanted, ssl_context)
             port = v4.sockets[0].getsockname()[1]
             try:
-                v6 = await self._server("::", port)
+                v6 = await self._server("::", port, ssl_context)
             except OSError as exc:
-                if exc.errno == errno.EADDRINUSE and not self.port:
+                if exc.errno == errno.EADDRINUSE and not wanted:
                     v4.close()  # the OS gave us a port that is taken on IPv6: try another
                     continue
                 if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
@@ -152,17 +185,13 @@ class Broker:
                 else:
                     v4.close()
                     raise
-            self._servers.append(v4)
-            if v6 is not None:
-                self._servers.append(v6)
-            self.port = port
-            return
+            return ([v4] if v6 is None else [v4, v6]), port
         raise OSError(errno.EADDRINUSE, "could not find a port free on both IPv4 and IPv6")
 
-    async def _start_mgmt(self) -> None:
+    async def _start_mgmt(self, ssl_context=None) -> None:
         from .management import management_listener  # aiohttp is only imported when it is used
 
-        mgmt = management_listener(self, self.mgmt_host, self.mgmt_port)
+        mgmt = management_listener(self, self.mgmt_host, self.mgmt_port, ssl_context)
         await mgmt.start()
         self._mgmt = mgmt
         self.mgmt_port = mgmt.port
@@ -187,9 +216,10 @@ class Broker:
             await self._prometheus.stop()
             self._prometheus = None
 
-    async def _server(self, host: str, port: int):
+    async def _server(self, host: str, port: int, ssl_context=None):
         return await self.loop.create_server(
-            lambda: ClientConnection(self), host=host, port=port, reuse_address=True, backlog=1024
+            lambda: ClientConnection(self), host=host, port=port, reuse_address=True, backlog=1024,
+            ssl=ssl_context,
         )
 
     async def stop(self) -> None:
@@ -279,6 +309,16 @@ class Broker:
 
     @property
     def url(self) -> str:
+        return self._loopback_url("amqp", self.port)
+
+    @property
+    def tls_url(self) -> str | None:
+        """The amqps URL of the TLS listener (guest, loopback), None without one."""
+        if self.tls is None or not self.started:
+            return None
+        return self._loopback_url("amqps", self.tls_port)
+
+    def _loopback_url(self, scheme: str, port: int) -> str:
         host = self.host
         if host in (None, "", "0.0.0.0"):
             host = "127.0.0.1"
@@ -286,13 +326,14 @@ class Broker:
             host = "::1"
         if ":" in host:
             host = f"[{host}]"
-        return f"amqp://guest:guest@{host}:{self.port}/"
+        return f"{scheme}://guest:guest@{host}:{port}/"
 
     def listeners(self) -> list[tuple[str, str, int]]:
         """(protocol, address, port) of every bound listener, named as RabbitMQ names them."""
-        bound = [("amqp", *sock.getsockname()[:2]) for srv in self._servers for sock in srv.sockets]
+        bound = [("amqp/ssl" if self.tls is not None and sock.getsockname()[1] == self.tls_port else "amqp",
+                  *sock.getsockname()[:2]) for srv in self._servers for sock in srv.sockets]
         if self._mgmt is not None:
-            bound.append(("http", self._mgmt.host, self._mgmt.port))
+            bound.append(("https" if self.mgmt_tls else "http", self._mgmt.host, self._mgmt.port))
         if self._prometheus is not None:
             bound.append(("http/prometheus", self._prometheus.host, self._prometheus.port))
         return bound

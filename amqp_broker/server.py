@@ -18,6 +18,7 @@ import logging
 import time
 
 from .session import Session, effects
+from .tls import ConnectionTLS
 
 log = logging.getLogger("amqp_broker.connection")
 
@@ -30,6 +31,7 @@ class ClientConnection(asyncio.Protocol):
         self.loop = broker.loop
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
+        self.tls: ConnectionTLS | None = None  # None: plain TCP
         self.closed_event = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -45,6 +47,11 @@ class ClientConnection(asyncio.Protocol):
         name = f"{_fmt(peer)} -> {_fmt(sock)}" if peer and sock else "?"
         self.session = Session(self.broker, peer, name, self.loop.time())
         self.session.connected_at = time.time()
+        # on a TLS listener asyncio calls connection_made once the handshake is done, so the
+        # verified client certificate (if any) is known here; the engine only gets its CN
+        self.tls = ConnectionTLS.of(transport)
+        if self.tls is not None:
+            self.session.peer_cert_cn = self.tls.peer_cn
         self.session.outbox.on_output = self._schedule_flush
         transport.set_write_buffer_limits(high=1 << 20)
         self.broker.connections.add(self)

@@ -76,7 +76,9 @@ def describe_host(host: Optional[str], port: int) -> str:
 async def run_broker(
     host: Optional[str], port: int, data_dir: Path, mgmt_host: str = "127.0.0.1", mgmt_port: Optional[int] = None,
     prometheus_host: str = "127.0.0.1", prometheus_port: Optional[int] = None,
+    tls: Optional[dict] = None,
 ) -> None:
+    """`tls`: the Broker's tls_* and mgmt_tls keyword arguments (see `serve`)."""
     from amqp_broker import Broker
 
     loop = asyncio.get_running_loop()
@@ -90,16 +92,21 @@ async def run_broker(
     from amqp_broker.management import ManagementListenError
     from amqp_broker.management.prometheus import PrometheusListenError
     from amqp_broker.storage import StoreError
+    from amqp_broker.tls import TLSConfigError, TLSListenError
 
     broker = Broker(host=host, port=port, data_dir=str(data_dir), mgmt_host=mgmt_host, mgmt_port=mgmt_port,
-                    prometheus_host=prometheus_host, prometheus_port=prometheus_port)
+                    prometheus_host=prometheus_host, prometheus_port=prometheus_port, **(tls or {}))
     try:
         await broker.start()
     except StoreError as exc:  # locked, corrupt or newer database: the message says which
         raise fail(str(exc)) from None
+    except TLSConfigError as exc:  # a missing certificate file, a key of another certificate...
+        raise fail(str(exc)) from None
     except OSError as exc:
         where = describe_host(host, port)
-        if isinstance(exc, ManagementListenError):
+        if isinstance(exc, TLSListenError):
+            where = f"{describe_host(host, broker.tls_port)} (amqps)"
+        elif isinstance(exc, ManagementListenError):
             where = f"{describe_host(mgmt_host, mgmt_port)} (management API)"
         elif isinstance(exc, PrometheusListenError):
             where = f"{describe_host(prometheus_host, prometheus_port)} (Prometheus metrics)"
@@ -110,6 +117,8 @@ async def run_broker(
     log.info(
         "amqp-broker listening on %s (data dir %s)", describe_host(host, broker.port), data_dir
     )
+    if broker.tls_url is not None:
+        log.info("amqps (TLS) listening on %s", describe_host(host, broker.tls_port))
     if broker.mgmt_url is not None:
         log.info("management API on %s", broker.mgmt_url)
     if broker.prometheus_url is not None:
@@ -179,6 +188,35 @@ def serve(
         False, "--no-prometheus", help="Do not start the Prometheus metrics listener (the management "
         "listener still serves /metrics)."
     ),
+    tls_port: int = typer.Option(
+        5671, "--tls-port", envvar="AMQP_BROKER_TLS_PORT", min=0, max=65535,
+        help="TCP port of the amqps (TLS) listener, started when --tls-cert is given (0: any free port).",
+    ),
+    tls_cert: Optional[Path] = typer.Option(
+        None, "--tls-cert", envvar="AMQP_BROKER_TLS_CERT", show_default=False, dir_okay=False,
+        help="The server's certificate (chain), PEM: enables the amqps listener.",
+    ),
+    tls_key: Optional[Path] = typer.Option(
+        None, "--tls-key", envvar="AMQP_BROKER_TLS_KEY", show_default=False, dir_okay=False,
+        help="The certificate's private key, PEM (default: in the --tls-cert file).",
+    ),
+    tls_ca: Optional[Path] = typer.Option(
+        None, "--tls-ca", envvar="AMQP_BROKER_TLS_CA", show_default=False, dir_okay=False,
+        help="CA certificates, PEM, that client certificates must chain up to.",
+    ),
+    tls_verify_peer: bool = typer.Option(
+        False, "--tls-verify-peer", envvar="AMQP_BROKER_TLS_VERIFY_PEER",
+        help="Ask clients for a certificate and refuse one not signed by --tls-ca (RabbitMQ's "
+        "verify_peer); a verified certificate's CN may log in with EXTERNAL.",
+    ),
+    tls_fail_if_no_peer_cert: bool = typer.Option(
+        False, "--tls-fail-if-no-peer-cert", envvar="AMQP_BROKER_TLS_FAIL_IF_NO_PEER_CERT",
+        help="With --tls-verify-peer: refuse clients that send no certificate.",
+    ),
+    mgmt_tls: bool = typer.Option(
+        False, "--mgmt-tls", envvar="AMQP_BROKER_MGMT_TLS",
+        help="Serve the management API over https on --mgmt-port, with the --tls-* certificate and settings.",
+    ),
     log_level: LogLevel = typer.Option(
         LogLevel.info, "--log-level", envvar="AMQP_BROKER_LOG_LEVEL", case_sensitive=False, help="Log verbosity."
     ),
@@ -192,8 +230,11 @@ def serve(
     if host is not None and host.strip() in ("", "*"):
         host = None  # explicit "all interfaces"
     directory = prepare_data_dir(data_dir if data_dir is not None else default_data_dir())
+    tls = {"tls_port": tls_port, "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca,
+           "tls_verify_peer": tls_verify_peer, "tls_fail_if_no_peer_cert": tls_fail_if_no_peer_cert,
+           "mgmt_tls": mgmt_tls}
     run(run_broker(host, port, directory, mgmt_host, None if no_mgmt else mgmt_port,
-                   prometheus_host, None if no_prometheus else prometheus_port))
+                   prometheus_host, None if no_prometheus else prometheus_port, tls))
 
 
 @app.command()

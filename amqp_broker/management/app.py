@@ -59,5 +59,5 @@ class ManagementListenError(OSError):
     tell it from a failure of the AMQP listener."""
 
 
-def management_listener(broker, host: str, port: int) -> HttpListener:
-    return HttpListener(make_app(broker), host, port, ManagementListenError)
+def management_listener(broker, host: str, port: int, ssl_context=None) -> HttpListener:
+    return HttpListener(make_app(broker), host, port, ManagementListenError, ssl_context)

@@ -77,15 +77,7 @@ def describe(conn, node: str) -> dict:
         "channel_max": session.channel_max,
         "channels": len(session.channels),
         "state": STATE_NAMES.get(session.state, "closing"),
-        # plain TCP only: no TLS listener, so every TLS field is RabbitMQ's "none" answer
-        "ssl": False,
-        "ssl_protocol": None,
-        "ssl_key_exchange": None,
-        "ssl_cipher": None,
-        "ssl_hash": None,
-        "peer_cert_subject": None,
-        "peer_cert_issuer": None,
-        "peer_cert_validity": None,
+        **tls_fields(conn.tls),
     }
     # the name a client gave its connection (client property connection_name), as RabbitMQ
     # shows it beside the address-based one
@@ -93,6 +85,20 @@ def describe(conn, node: str) -> dict:
     if isinstance(given, str):
         body["user_provided_name"] = given
     return body
+
+
+def tls_fields(tls) -> dict:
+    """RabbitMQ's TLS fields of a connection (rabbit_ssl): null on plain TCP, and the peer
+    certificate's null without a verified one. `ssl_cipher` is the suite's OpenSSL name (Erlang
+    splits it into ssl_key_exchange / ssl_cipher / ssl_hash in its own vocabulary, which OpenSSL
+    does not expose: those two stay null)."""
+    if tls is None:
+        return {"ssl": False, "ssl_protocol": None, "ssl_key_exchange": None, "ssl_cipher": None,
+                "ssl_hash": None, "peer_cert_subject": None, "peer_cert_issuer": None,
+                "peer_cert_validity": None}
+    return {"ssl": True, "ssl_protocol": tls.protocol, "ssl_key_exchange": None, "ssl_cipher": tls.cipher,
+            "ssl_hash": None, "peer_cert_subject": tls.peer_cert_subject,
+            "peer_cert_issuer": tls.peer_cert_issuer, "peer_cert_validity": tls.peer_cert_validity}
 
 
 def close_text(reason: str | None) -> str:

@@ -48,6 +48,9 @@ class Session:
         self.vhost = None
         self.client_properties: dict = {}
         self.auth_mechanism: str | None = None  # the SASL mechanism the client logged in with
+        # the CN of the client certificate a TLS handshake verified (the adapter sets it):
+        # EXTERNAL is offered, and logs in as that user, only when there is one
+        self.peer_cert_cn: str | None = None
         # wall-clock seconds of the accept, for the management API (the engine itself only
         # knows the loop time it is given); the adapter sets it
         self.connected_at: float | None = None

@@ -10,7 +10,7 @@ import socket
 from pamqp import commands as C
 
 from .. import __version__, codec, errors
-from ..auth import MECHANISMS, AuthError
+from ..auth import EXTERNAL, AuthError, offered_mechanisms
 from ..codec import FRAME_HEARTBEAT, FRAME_METHOD
 from ..errors import AMQPError
 from .states import OPEN, OPENED, START_OK, STATE_NAMES, TUNE_OK
@@ -52,14 +52,14 @@ def protocol_header(session, header: bytes) -> bool:
         session.send(codec.PROTOCOL_HEADER)
         return False
     session.state = START_OK
-    session.send(start_frame())
+    session.send(start_frame(offered_mechanisms(session.peer_cert_cn)))
     return True
 
 
-def start_frame() -> bytes:
+def start_frame(mechanisms=offered_mechanisms(None)) -> bytes:
     return codec.encode(
         0, C.Connection.Start, version_major=0, version_minor=9,
-        server_properties=server_properties(), mechanisms=" ".join(MECHANISMS), locales="en_US",
+        server_properties=server_properties(), mechanisms=" ".join(mechanisms), locales="en_US",
     )
 
 
@@ -149,13 +149,17 @@ def _start_ok(session, obj) -> None:
     caps = session.client_properties.get("capabilities")
     session.capabilities = caps if isinstance(caps, dict) else {}
     mechanism = obj.mechanism or ""
-    if mechanism not in MECHANISMS:
+    if mechanism not in offered_mechanisms(session.peer_cert_cn):
         log.warning("login refused on %s: unsupported mechanism %r", session.name, mechanism)
         session.refuse()  # RabbitMQ drops the socket without connection.close
         return
     broker = session.broker
     try:
-        session.user = broker.users.authenticate(mechanism, obj.response, session.peer[0] if session.peer else None)
+        peer_host = session.peer[0] if session.peer else None
+        if mechanism == EXTERNAL:  # the client certificate is the credential
+            session.user = broker.users.authenticate_external(session.peer_cert_cn, peer_host)
+        else:
+            session.user = broker.users.authenticate(mechanism, obj.response, peer_host)
     except AuthError as exc:
         log.warning("login refused on %s: %s", session.name, exc)
         if session.capabilities.get("authentication_failure_close"):
