@@ -103,6 +103,8 @@ class Broker:
 
     async def start(self) -> "Broker":
         self.loop = asyncio.get_running_loop()
+        # TLS files are read before anything opens or listens: bad settings fail the start cleanly
+        tls_context = self._tls_context()
         if self.store is None:
             if self.data_dir is not None:
                 from .storage.sqlite import SQLiteStore
@@ -128,8 +130,6 @@ class Broker:
                         queue.recover_expiries(await self.store.expiring(queue.store_id))
                     await queue.wait_paged_in()
                     queue.touch()
-            # TLS files are read before anything listens: a bad path fails the start cleanly
-            tls_context = self._tls_context()
             # the management listener first: once the AMQP port accepts, the whole broker is up
             # (clients and tests that wait for the AMQP port may use the API at once)
             if self.mgmt_port is not None:

@@ -50,13 +50,19 @@ class TLSOptions:
             raise TLSConfigError("TLS option fail_if_no_peer_cert needs verify_peer")
         if self.verify_peer and not self.ca:
             raise TLSConfigError("TLS option verify_peer needs a CA certificate file (--tls-ca)")
+        # each file opened first, so a missing one is named (OpenSSL's errors do not say which)
+        _readable("certificate", self.cert)
+        if self.key:
+            _readable("key", self.key)
+        if self.ca:
+            _readable("CA certificates", self.ca)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             context.load_cert_chain(self.cert, self.key)
         except OSError as exc:  # ssl.SSLError is one too: not PEM, or a key of another certificate
             raise TLSConfigError(f"cannot load TLS certificate {self.cert}"
-                                 f"{f' and key {self.key}' if self.key else ''}: {_reason(exc)}") from None
+                                 f"{f' with key {self.key}' if self.key else ''}: {_reason(exc)}") from None
         if self.ca:
             try:
                 context.load_verify_locations(cafile=self.ca)
@@ -67,6 +73,14 @@ class TLSOptions:
         else:
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+def _readable(what: str, path: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise TLSConfigError(f"cannot read TLS {what} file {path}: {exc.strerror or exc}") from None
 
 
 def _reason(exc: OSError) -> str:
