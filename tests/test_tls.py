@@ -12,6 +12,7 @@ import json
 import socket
 import ssl
 import subprocess
+import threading
 import urllib.request
 
 import aio_pika
@@ -191,6 +192,26 @@ def test_tls_1_1_is_refused(broker, certs):
     with socket.create_connection(("127.0.0.1", broker.tls_port), timeout=5) as raw:
         with pytest.raises(ssl.SSLError):
             context.wrap_socket(raw, server_hostname="localhost")
+    # the control: a server that allows TLS 1.1 does complete this client's handshake
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.minimum_version = ssl.TLSVersion.TLSv1_1
+    server.set_ciphers("DEFAULT:@SECLEVEL=0")
+    server.load_cert_chain(certs.server.cert, certs.server.key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        accepted = []
+        thread = threading.Thread(target=lambda: accepted.append(_tls_accept(server, listener)))
+        thread.start()
+        with socket.create_connection(listener.getsockname(), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                assert tls.version() == "TLSv1.1"
+        thread.join(5)
+    assert accepted == ["TLSv1.1"]
+
+
+def _tls_accept(context: ssl.SSLContext, listener: socket.socket) -> str:
+    conn, _ = listener.accept()
+    with context.wrap_socket(conn, server_side=True) as tls:
+        return tls.version()
 
 
 def test_tls_1_2_is_accepted(broker, certs):
