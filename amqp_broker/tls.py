@@ -94,7 +94,9 @@ class ConnectionTLS:
     """What a TLS connection shows in the management API (rabbit_ssl's connection info)."""
 
     protocol: str | None
+    key_exchange: str | None
     cipher: str | None
+    hash: str | None
     peer_cert_subject: str | None
     peer_cert_issuer: str | None
     peer_cert_validity: str | None
@@ -107,17 +109,38 @@ class ConnectionTLS:
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is None:
             return None
-        cipher = ssl_object.cipher()
         cert = ssl_object.getpeercert() or None
         version = ssl_object.version()
+        key_exchange, cipher, mac = _suite(ssl_object)
         return cls(
             protocol=_PROTOCOL_NAMES.get(version, version),
-            cipher=cipher[0] if cipher else None,
+            key_exchange=key_exchange,
+            cipher=cipher,
+            hash=mac,
             peer_cert_subject=_dn(cert["subject"]) if cert else None,
             peer_cert_issuer=_dn(cert["issuer"]) if cert else None,
             peer_cert_validity=_validity(cert) if cert else None,
             peer_cn=common_name(cert) if cert else None,
         )
+
+
+def _suite(ssl_object) -> tuple[str | None, str | None, str | None]:
+    """(key exchange, cipher, MAC) of the negotiated suite in Erlang's ssl vocabulary, which
+    RabbitMQ reports as ssl_key_exchange / ssl_cipher / ssl_hash: "ecdhe_rsa", "aes_256_gcm",
+    "aead" for TLS 1.2's ECDHE-RSA-AES256-GCM-SHA384; "any", "aes_256_gcm", "aead" for TLS 1.3's
+    TLS_AES_256_GCM_SHA384. OpenSSL describes each suite of the context (get_ciphers)."""
+    negotiated = ssl_object.cipher()
+    if not negotiated:
+        return None, None, None
+    for suite in ssl_object.context.get_ciphers():
+        if suite["name"] != negotiated[0]:
+            continue
+        kex, auth = suite["kea"].removeprefix("kx-"), suite["auth"].removeprefix("auth-")
+        if kex in ("ecdhe", "dhe", "ecdh", "dh") and auth not in ("any", "null"):
+            kex = f"{kex}_{auth}"
+        mac = "aead" if suite["aead"] else {"sha1": "sha"}.get(suite["digest"], suite["digest"])
+        return kex, suite["symmetric"].replace("-", "_"), mac
+    return None, negotiated[0], None  # a suite OpenSSL does not describe: its name as it is
 
 
 def common_name(cert: dict) -> str | None:

@@ -88,16 +88,14 @@ def describe(conn, node: str) -> dict:
 
 
 def tls_fields(tls) -> dict:
-    """RabbitMQ's TLS fields of a connection (rabbit_ssl): null on plain TCP, and the peer
-    certificate's null without a verified one. `ssl_cipher` is the suite's OpenSSL name (Erlang
-    splits it into ssl_key_exchange / ssl_cipher / ssl_hash in its own vocabulary, which OpenSSL
-    does not expose: those two stay null)."""
+    """RabbitMQ's TLS fields of a connection (rabbit_reader's ssl_info / cert_info): null on
+    plain TCP, and the peer certificate's null without a verified certificate."""
     if tls is None:
         return {"ssl": False, "ssl_protocol": None, "ssl_key_exchange": None, "ssl_cipher": None,
                 "ssl_hash": None, "peer_cert_subject": None, "peer_cert_issuer": None,
                 "peer_cert_validity": None}
-    return {"ssl": True, "ssl_protocol": tls.protocol, "ssl_key_exchange": None, "ssl_cipher": tls.cipher,
-            "ssl_hash": None, "peer_cert_subject": tls.peer_cert_subject,
+    return {"ssl": True, "ssl_protocol": tls.protocol, "ssl_key_exchange": tls.key_exchange,
+            "ssl_cipher": tls.cipher, "ssl_hash": tls.hash, "peer_cert_subject": tls.peer_cert_subject,
             "peer_cert_issuer": tls.peer_cert_issuer, "peer_cert_validity": tls.peer_cert_validity}
 
 
