@@ -96,7 +96,7 @@ class ConnectionTLS:
     protocol: str | None
     key_exchange: str | None
     cipher: str | None
-    hash: str | None
+    mac: str | None  # Erlang calls it mac; RabbitMQ shows it as ssl_hash
     peer_cert_subject: str | None
     peer_cert_issuer: str | None
     peer_cert_validity: str | None
@@ -116,7 +116,7 @@ class ConnectionTLS:
             protocol=_PROTOCOL_NAMES.get(version, version),
             key_exchange=key_exchange,
             cipher=cipher,
-            hash=mac,
+            mac=mac,
             peer_cert_subject=_dn(cert["subject"]) if cert else None,
             peer_cert_issuer=_dn(cert["issuer"]) if cert else None,
             peer_cert_validity=_validity(cert) if cert else None,

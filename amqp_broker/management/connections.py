@@ -95,7 +95,7 @@ def tls_fields(tls) -> dict:
                 "ssl_hash": None, "peer_cert_subject": None, "peer_cert_issuer": None,
                 "peer_cert_validity": None}
     return {"ssl": True, "ssl_protocol": tls.protocol, "ssl_key_exchange": tls.key_exchange,
-            "ssl_cipher": tls.cipher, "ssl_hash": tls.hash, "peer_cert_subject": tls.peer_cert_subject,
+            "ssl_cipher": tls.cipher, "ssl_hash": tls.mac, "peer_cert_subject": tls.peer_cert_subject,
             "peer_cert_issuer": tls.peer_cert_issuer, "peer_cert_validity": tls.peer_cert_validity}
 
 
