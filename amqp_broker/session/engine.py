@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import logging
 
+from pamqp import commands as C
+
 from .. import codec, errors
+from ..alarms import blocked_reason
 from ..codec import BASIC_ACK, BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, FrameError
 from ..errors import AMQPError
 from . import effects, handshake
@@ -58,11 +61,16 @@ class Session:
         self.effects: list = []
         self.outbox = Outbox()
         self.now = now
-        self.timers = Timers(now + HANDSHAKE_TIMEOUT)
+        self.timers = Timers(now + broker.handshake_timeout)
         self._buf = b""
         self._suspended = None  # (channel, continuation) to run when a Suspend effect completes
         self._held_frames: list = []
         self._store_behind = False
+        # resource alarms (alarms.py) as rabbit_reader's throttle: the alarms in effect, whether
+        # this connection is blocked (it published while one was), and whether it was told
+        self.resource_alarms: frozenset = frozenset()
+        self.blocked = False
+        self._blocked_sent = False
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -114,6 +122,7 @@ class Session:
         channels = self.channels
         # the frame types as locals: compared for every frame, a global lookup each time adds up
         METHOD, HEADER, BODY = FRAME_METHOD, FRAME_HEADER, FRAME_BODY  # noqa: N806
+        alarmed = self.resource_alarms  # fixed for a batch: alarms change between reads only
         for position, (ftype, number, payload) in enumerate(frames):
             if self._suspended is not None:
                 self._held_frames = frames[position:]
@@ -139,6 +148,8 @@ class Session:
                     index = codec.method_index(payload)
                     if index == BASIC_PUBLISH:
                         content.start(*codec.decode_publish(payload))
+                        if alarmed and not self.blocked:
+                            self.publish_under_alarm()
                     elif index == BASIC_ACK:
                         channel.ack(*codec.decode_ack(payload))
                     else:
@@ -313,6 +324,32 @@ class Session:
     def store_caught_up(self) -> None:
         self._store_behind = False
 
+    # -- resource alarms -----------------------------------------------------------------------
+
+    def resource_alarm(self, active: frozenset) -> None:
+        """The broker's memory/disk alarms changed (rabbit_reader:conserve_resources/3). A
+        connection is only blocked once it publishes under an alarm; it is unblocked (and
+        told, if it was told it was blocked) when no alarm is left."""
+        self.resource_alarms = active
+        if self.blocked and not active:
+            self.blocked = False
+            self.effects.append(effects.ALARM_UNBLOCK)
+            if self._blocked_sent:
+                self._blocked_sent = False
+                if self.state < CLOSING:
+                    self.send(codec.encode(0, C.Connection.Unblocked))
+
+    def publish_under_alarm(self) -> None:
+        """A basic.publish arrived while an alarm is in effect: block this connection. The
+        rest of the bytes already read are handled; nothing more is read until the alarms
+        clear. connection.blocked goes to clients that said they understand it."""
+        self.blocked = True
+        self.effects.append(effects.ALARM_BLOCK)
+        if self.capabilities.get("connection.blocked") is True:
+            self._blocked_sent = True
+            self.send(codec.encode(0, C.Connection.Blocked, reason=blocked_reason(self.resource_alarms)))
+        log.info("connection %s blocked: %s", self.name, blocked_reason(self.resource_alarms))
+
     # -- output ------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
@@ -354,6 +391,8 @@ class Session:
         """Called by the adapter at (or after) `wakeup_at`."""
         self.now = now
         outbox = self.outbox
+        if self.blocked:  # not read while blocked: its silence is ours (rabbit_heartbeat:pause_monitor)
+            self.timers.received = True
         due = self.timers.due(now, outbox.sent_seen)
         outbox.sent_seen = False
         if due & DEADLINE:
