@@ -66,15 +66,18 @@ class Watermark:
 
     @classmethod
     def parse(cls, value: str | float) -> "Watermark":
-        """0.4 or "0.4" (a fraction of RAM), or "200MB" (an absolute size)."""
+        """0.4 or "0.4" (a fraction of RAM), or "200MB" / "209715200" (an absolute size: a
+        unit, or a whole number of bytes above 1)."""
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return cls.fraction(float(value))
         text = str(value).strip()
         try:
-            return cls.fraction(float(text))
+            number = float(text)
         except ValueError:
-            pass
-        return cls(absolute=parse_size(text))
+            return cls(absolute=parse_size(text))
+        if number > 1 and text.isdigit():
+            return cls(absolute=int(text))
+        return cls.fraction(number)
 
     @classmethod
     def fraction(cls, value: float) -> "Watermark":
