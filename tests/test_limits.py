@@ -147,3 +147,20 @@ def test_a_silent_client_is_disconnected_too(small_broker):
     with pytest.raises((PeerClosed, ConnectionError)):
         conn.recv_frame()
     conn.close()
+
+
+def test_limits_are_read_by_vhost_users_and_set_by_administrators(mgmt: Mgmt, vhost: str, uid: str):
+    user = f"limits-user-{uid}"
+    mgmt.add_user(user, "pw", ("management",))
+    try:
+        quoted = urllib.parse.quote(vhost, safe="")
+        assert mgmt.put(f"/api/permissions/{quoted}/{user}",
+                        {"configure": ".*", "write": ".*", "read": ".*"}).status in (201, 204)
+        assert mgmt.put(path(vhost, "max-queues"), {"value": 3}).status == 204
+        assert mgmt.get(path(vhost), auth=(user, "pw")).json == [{"vhost": vhost, "value": {"max-queues": 3}}]
+        assert {"vhost": vhost, "value": {"max-queues": 3}} in mgmt.get("/api/vhost-limits", auth=(user, "pw")).json
+        assert mgmt.put(path(vhost, "max-queues"), {"value": 9}, auth=(user, "pw")).status == 401
+        assert mgmt.delete(path(vhost, "max-queues"), auth=(user, "pw")).status == 401
+        assert mgmt.get(path(vhost)).json == [{"vhost": vhost, "value": {"max-queues": 3}}]
+    finally:
+        mgmt.remove_user(user)
