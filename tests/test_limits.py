@@ -164,3 +164,24 @@ def test_limits_are_read_by_vhost_users_and_set_by_administrators(mgmt: Mgmt, vh
         assert mgmt.get(path(vhost)).json == [{"vhost": vhost, "value": {"max-queues": 3}}]
     finally:
         mgmt.remove_user(user)
+
+
+def test_limits_survive_a_restart(tmp_path, uid):
+    import json
+    import urllib.request
+
+    def call(bt, method, path_, body=None):
+        request = urllib.request.Request(bt.broker.mgmt_url + path_, method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q=",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=15) as resp:
+            return json.loads(resp.read() or b"null")
+
+    with BrokerThread(data_dir=str(tmp_path), mgmt_port=0) as bt:
+        call(bt, "PUT", path("/", "max-queues"), {"value": 4})
+        call(bt, "PUT", path("/", "max-connections"), {"value": 9})
+        call(bt, "DELETE", path("/", "max-connections"))
+    with BrokerThread(data_dir=str(tmp_path), mgmt_port=0) as bt:
+        assert call(bt, "GET", path("/")) == [{"vhost": "/", "value": {"max-queues": 4}}]
+        assert bt.broker.vhosts["/"].limits.reached("max-queues", 4) == 4

@@ -1,5 +1,6 @@
 """/api/vhost-limits[/{vhost}[/{name}]]: list, set (PUT {"value": N}) and clear (DELETE) a
-vhost's `max-connections` / `max-queues` (amqp_broker/vhost_limits.py), with rabbitmq_management
+vhost's `max-connections` / `max-queues` (amqp_broker/vhost_limits.py; stored with the
+vhost's metadata, so they survive a restart), with rabbitmq_management
 3.10's answers (rabbit_mgmt_wm_limits, rabbit_mgmt_wm_limit): 204 for a PUT or DELETE, a
 vhost without limits left out of the listing, and its 400 texts (not HTML-escaped here).
 
@@ -54,6 +55,7 @@ def routes(broker) -> list[web.RouteDef]:
         if problem is not None:
             return responses.bad_request(problem)
         vhost.limits.set(name, body["value"])
+        broker.vhost_registry.save(vhost.name)
         return web.Response(status=204)
 
     async def delete(request: web.Request) -> web.Response:
@@ -61,6 +63,7 @@ def routes(broker) -> list[web.RouteDef]:
         if vhost is None:
             return responses.not_found()
         vhost.limits.clear(request.match_info["name"])
+        broker.vhost_registry.save(vhost.name)
         return web.Response(status=204)
 
     return [
