@@ -1,6 +1,6 @@
 """Memory and disk resource alarms, as RabbitMQ's vm_memory_monitor, rabbit_disk_monitor and
 rabbit_alarm: while one is in effect, publishing connections are blocked (connection.blocked,
-their sockets no longer read; see Session.publish_under_alarm) and consumers go on.
+their sockets no longer read; see amqp_broker/session/throttle.py) and consumers go on.
 
 Two parts:
 

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import logging
 
-from pamqp import commands as C
-
 from .. import codec, errors
-from ..alarms import blocked_reason
 from ..codec import BASIC_ACK, BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, FrameError
 from ..errors import AMQPError
-from . import effects, handshake
+from . import effects, handshake, throttle
 from .channel import ChannelSession
 from .channel_mux import other_frame
 from .frames import METHOD_EXPECTED, content_expected, decode_channel_method, not_on_a_channel
@@ -66,11 +63,11 @@ class Session:
         self._suspended = None  # (channel, continuation) to run when a Suspend effect completes
         self._held_frames: list = []
         self._store_behind = False
-        # resource alarms (alarms.py) as rabbit_reader's throttle: the alarms in effect, whether
-        # this connection is blocked (it published while one was), and whether it was told
+        # resource alarms (throttle.py): the alarms in effect, whether this connection is
+        # blocked (it published while one was), and whether it was told so
         self.resource_alarms: frozenset = frozenset()
         self.blocked = False
-        self._blocked_sent = False
+        self.blocked_sent = False
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -149,7 +146,7 @@ class Session:
                     if index == BASIC_PUBLISH:
                         content.start(*codec.decode_publish(payload))
                         if alarmed and not self.blocked:
-                            self.publish_under_alarm()
+                            throttle.publish_under_alarm(self)
                     elif index == BASIC_ACK:
                         channel.ack(*codec.decode_ack(payload))
                     else:
@@ -324,31 +321,11 @@ class Session:
     def store_caught_up(self) -> None:
         self._store_behind = False
 
-    # -- resource alarms -----------------------------------------------------------------------
+    # -- resource alarms (throttle.py) -----------------------------------------------------
 
     def resource_alarm(self, active: frozenset) -> None:
-        """The broker's memory/disk alarms changed (rabbit_reader:conserve_resources/3). A
-        connection is only blocked once it publishes under an alarm; it is unblocked (and
-        told, if it was told it was blocked) when no alarm is left."""
-        self.resource_alarms = active
-        if self.blocked and not active:
-            self.blocked = False
-            self.effects.append(effects.ALARM_UNBLOCK)
-            if self._blocked_sent:
-                self._blocked_sent = False
-                if self.state < CLOSING:
-                    self.send(codec.encode(0, C.Connection.Unblocked))
-
-    def publish_under_alarm(self) -> None:
-        """A basic.publish arrived while an alarm is in effect: block this connection. The
-        rest of the bytes already read are handled; nothing more is read until the alarms
-        clear. connection.blocked goes to clients that said they understand it."""
-        self.blocked = True
-        self.effects.append(effects.ALARM_BLOCK)
-        if self.capabilities.get("connection.blocked") is True:
-            self._blocked_sent = True
-            self.send(codec.encode(0, C.Connection.Blocked, reason=blocked_reason(self.resource_alarms)))
-        log.info("connection %s blocked: %s", self.name, blocked_reason(self.resource_alarms))
+        """The broker's memory/disk alarms changed: unblock this connection if none is left."""
+        throttle.alarms_changed(self, active)
 
     # -- output ------------------------------------------------------------------------------
 
