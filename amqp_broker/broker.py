@@ -16,8 +16,11 @@ import os
 from pathlib import Path
 
 from . import errors
+from .alarms import DEFAULT_DISK_FREE_LIMIT, DEFAULT_MEMORY_HIGH_WATERMARK, AlarmMonitor, Watermark, parse_size
 from .auth import UserStore
 from .server import ClientConnection
+from .session.content import MAX_MESSAGE_SIZE
+from .session.engine import HANDSHAKE_TIMEOUT
 from .expiry import Expirer
 from .permissions import FULL, Permissions
 from .policy_service import PolicyService
@@ -55,6 +58,10 @@ class Broker:
         tls_verify_peer: bool = False,
         tls_fail_if_no_peer_cert: bool = False,
         mgmt_tls: bool = False,
+        memory_high_watermark: str | float = DEFAULT_MEMORY_HIGH_WATERMARK,
+        disk_free_limit: str | int = DEFAULT_DISK_FREE_LIMIT,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ):
         self.host = host or None
         self.port = port
@@ -65,6 +72,12 @@ class Broker:
         self.users = UserStore(users)
         self.permissions = Permissions()
         self.store = store
+        # limits (RabbitMQ's max_message_size and handshake_timeout)
+        self.max_message_size = max_message_size
+        self.handshake_timeout = handshake_timeout
+        # memory and disk alarms: publishers are blocked while one is in effect (alarms.py)
+        self.alarms = AlarmMonitor(Watermark.parse(memory_high_watermark), parse_size(disk_free_limit),
+                                   self.data_dir, self._resource_alarms_changed)
         # the management HTTP API (amqp_broker.management): None = no listener, 0 = a free port
         self.mgmt_host = mgmt_host
         self.mgmt_port = mgmt_port
@@ -130,6 +143,7 @@ class Broker:
                         queue.recover_expiries(await self.store.expiring(queue.store_id))
                     await queue.wait_paged_in()
                     queue.touch()
+            self.alarms.start(self.loop)
             # the management listener first: once the AMQP port accepts, the whole broker is up
             # (clients and tests that wait for the AMQP port may use the API at once)
             if self.mgmt_port is not None:
@@ -148,6 +162,7 @@ class Broker:
             for server in self._servers:
                 server.close()
             self._servers.clear()
+            self.alarms.stop()
             await self._stop_http()
             await self.store.close()
             raise
@@ -228,6 +243,7 @@ class Broker:
         self.started = False
         for server in self._servers:
             server.close()
+        self.alarms.stop()
         await self._stop_http()
         conns = list(self.connections)
         for conn in conns:
@@ -247,6 +263,12 @@ class Broker:
         self._servers.clear()
         self.expirer.close()
         await self.store.close()
+
+    def _resource_alarms_changed(self, active: frozenset) -> None:
+        """A memory or disk alarm was set or cleared: every connection learns the new set
+        (rabbit_reader:conserve_resources/3)."""
+        for conn in list(self.connections):
+            conn.resource_alarm(active)
 
     async def __aenter__(self) -> "Broker":
         return await self.start()

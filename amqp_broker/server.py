@@ -22,7 +22,7 @@ from .tls import ConnectionTLS
 
 log = logging.getLogger("amqp_broker.connection")
 
-_SUSPENDED, _STORE = "suspended", "store"  # why reading is paused
+_SUSPENDED, _STORE, _ALARM = "suspended", "store", "alarm"  # why reading is paused
 
 
 class ClientConnection(asyncio.Protocol):
@@ -55,6 +55,8 @@ class ClientConnection(asyncio.Protocol):
         self.session.outbox.on_output = self._schedule_flush
         transport.set_write_buffer_limits(high=1 << 20)
         self.broker.connections.add(self)
+        if self.broker.alarms.active:
+            self.session.resource_alarm(self.broker.alarms.active)
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -108,6 +110,10 @@ class ClientConnection(asyncio.Protocol):
         elif effect is effects.STORE_BEHIND:
             self._pause_reading(_STORE)
             self.session.vhost.store.on_caught_up(self._store_caught_up)
+        elif effect is effects.ALARM_BLOCK:
+            self._pause_reading(_ALARM)
+        elif effect is effects.ALARM_UNBLOCK:
+            self._resume_reading(_ALARM)
         elif effect is effects.LINGER:
             self._lingering = True
             self._reading_paused.clear()  # read on, to see the peer's end of stream
@@ -165,6 +171,13 @@ class ClientConnection(asyncio.Protocol):
         """Server-initiated connection.close (shutdown); the socket closes on close-ok."""
         self.session.now = self.loop.time()
         self.session.close(code, text)
+        self._flush()
+
+    def resource_alarm(self, active: frozenset) -> None:
+        """The broker's resource alarms changed (see Session.resource_alarm)."""
+        if self.session is None or self.transport is None or self.transport.is_closing():
+            return
+        self.session.resource_alarm(active)
         self._flush()
 
     def abort(self) -> None:

@@ -21,6 +21,7 @@ from .queue_args import validate_queue_arguments
 from .stats import VHostCounters
 from .storage.base import BindingDef, ExchangeDef, QueueDef
 from .tables import field_type
+from .vhost_limits import VHostLimits, check_queue_limit
 
 DEFAULT_EXCHANGE = ""
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -50,6 +51,7 @@ class VHost:
         self.expirer = expirer if expirer is not None else Expirer()
         self.policies = None  # the broker's policy service, applied to what is declared here
         self.stats = VHostCounters()  # message statistics not kept by a queue or exchange
+        self.limits = VHostLimits()  # max-connections, max-queues (vhost_limits.py)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         # destination (Queue or Exchange) -> exchanges that hold a binding to it
@@ -159,6 +161,7 @@ class VHost:
             queue.touch()  # a redeclare counts as use (x-expires)
             return queue, queue.message_count, queue.consumer_count
         validate_queue_arguments(name, self.name, args.typed)
+        check_queue_limit(self, name)
         queue = Queue(self, name, durable, owner, auto_delete, args.plain, args.typed)
         self.queues[name] = queue
         self.stats.queues_created += 1

@@ -48,7 +48,9 @@ class VHostRegistry:
             self.put(DEFAULT_VHOST, VHostMeta(DEFAULT_DESCRIPTION))
             return
         for name, metadata_json in rows:
-            self._open(name, VHostMeta.from_json(metadata_json))
+            vhost = self._open(name, VHostMeta.from_json(metadata_json))
+            for limit, value in json.loads(metadata_json or "{}").get("limits", {}).items():
+                vhost.limits.set(limit, value)
 
     def meta(self, name: str) -> VHostMeta:
         return self._meta.get(name, VHostMeta())
@@ -60,8 +62,16 @@ class VHostRegistry:
             self._open(name, meta)
         else:
             self._meta[name] = meta
-        self.broker.store.save_vhost(name, meta.to_json())
+        self.save(name)
         return created
+
+    def save(self, name: str) -> None:
+        """Write the vhost's metadata, and its limits (vhost_limits.py) when it has any."""
+        record = json.loads(self.meta(name).to_json())
+        limits = self.broker.vhosts[name].limits.items()
+        if limits:
+            record["limits"] = limits
+        self.broker.store.save_vhost(name, json.dumps(record))
 
     def _open(self, name: str, meta: VHostMeta) -> VHost:
         broker = self.broker

@@ -25,6 +25,9 @@ from .command import admin_command, fail
 
 log = logging.getLogger("amqp_broker.cli")
 
+MAX_MESSAGE_SIZE = 134217728  # RabbitMQ's default max_message_size (128 MiB)
+MAX_MESSAGE_SIZE_CAP = 536870912  # the largest RabbitMQ accepts (512 MiB)
+
 app = typer.Typer(
     name="amqp-broker",
     help="An AMQP 0-9-1 message broker that RabbitMQ clients use unchanged.",
@@ -76,9 +79,10 @@ def describe_host(host: Optional[str], port: int) -> str:
 async def run_broker(
     host: Optional[str], port: int, data_dir: Path, mgmt_host: str = "127.0.0.1", mgmt_port: Optional[int] = None,
     prometheus_host: str = "127.0.0.1", prometheus_port: Optional[int] = None,
-    tls: Optional[dict] = None,
+    tls: Optional[dict] = None, limits: Optional[dict] = None,
 ) -> None:
-    """`tls`: the Broker's tls_* and mgmt_tls keyword arguments (see `serve`)."""
+    """`tls`: the Broker's tls_* and mgmt_tls keyword arguments (see `serve`); `limits`: the alarm
+    and limit settings, Broker's keyword arguments of the same names."""
     from amqp_broker import Broker
 
     loop = asyncio.get_running_loop()
@@ -95,7 +99,8 @@ async def run_broker(
     from amqp_broker.tls import TLSConfigError, TLSListenError
 
     broker = Broker(host=host, port=port, data_dir=str(data_dir), mgmt_host=mgmt_host, mgmt_port=mgmt_port,
-                    prometheus_host=prometheus_host, prometheus_port=prometheus_port, **(tls or {}))
+                    prometheus_host=prometheus_host, prometheus_port=prometheus_port, **(tls or {}),
+                    **(limits or {}))
     try:
         await broker.start()
     except StoreError as exc:  # locked, corrupt or newer database: the message says which
@@ -220,6 +225,23 @@ def serve(
     log_level: LogLevel = typer.Option(
         LogLevel.info, "--log-level", envvar="AMQP_BROKER_LOG_LEVEL", case_sensitive=False, help="Log verbosity."
     ),
+    memory_high_watermark: str = typer.Option(
+        "0.4", "--memory-high-watermark", envvar="AMQP_BROKER_MEMORY_HIGH_WATERMARK",
+        help="Block publishers when the broker uses more memory than this: a fraction of RAM (0.4) "
+        "or an absolute size (200MB, 1GiB); 0 blocks all publishing.",
+    ),
+    disk_free_limit: str = typer.Option(
+        "50MB", "--disk-free-limit", envvar="AMQP_BROKER_DISK_FREE_LIMIT",
+        help="Block publishers when the data directory's disk has less free space than this (50MB, 2GB).",
+    ),
+    max_message_size: int = typer.Option(
+        MAX_MESSAGE_SIZE, "--max-message-size", envvar="AMQP_BROKER_MAX_MESSAGE_SIZE", min=1, max=MAX_MESSAGE_SIZE_CAP,
+        help="Largest message body in bytes; a larger publish closes its channel with 406 PRECONDITION_FAILED.",
+    ),
+    handshake_timeout: float = typer.Option(
+        10.0, "--handshake-timeout", envvar="AMQP_BROKER_HANDSHAKE_TIMEOUT", min=0.1,
+        help="Seconds a client has from its TCP connect to connection.open before it is disconnected.",
+    ),
 ) -> None:
     """Run the broker in the foreground until SIGINT or SIGTERM."""
     logging.basicConfig(
@@ -229,12 +251,31 @@ def serve(
     )
     if host is not None and host.strip() in ("", "*"):
         host = None  # explicit "all interfaces"
+    limits = alarm_and_limit_settings(memory_high_watermark, disk_free_limit, max_message_size, handshake_timeout)
     directory = prepare_data_dir(data_dir if data_dir is not None else default_data_dir())
     tls = {"tls_port": tls_port, "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca,
            "tls_verify_peer": tls_verify_peer, "tls_fail_if_no_peer_cert": tls_fail_if_no_peer_cert,
            "mgmt_tls": mgmt_tls}
     run(run_broker(host, port, directory, mgmt_host, None if no_mgmt else mgmt_port,
-                   prometheus_host, None if no_prometheus else prometheus_port, tls))
+                   prometheus_host, None if no_prometheus else prometheus_port, tls, limits))
+
+
+def alarm_and_limit_settings(memory_high_watermark: str, disk_free_limit: str, max_message_size: int,
+                             handshake_timeout: float) -> dict:
+    """Broker keyword arguments of the alarm and limit options, checked before anything starts."""
+    from amqp_broker.alarms import SizeError, Watermark, parse_size
+
+    try:
+        watermark = Watermark.parse(memory_high_watermark)
+    except SizeError as exc:
+        raise fail(f"--memory-high-watermark: {exc}") from None
+    try:
+        disk_limit = parse_size(disk_free_limit)
+    except SizeError as exc:
+        raise fail(f"--disk-free-limit: {exc}") from None
+    return {"memory_high_watermark": watermark.relative if watermark.absolute is None else watermark.absolute,
+            "disk_free_limit": disk_limit, "max_message_size": max_message_size,
+            "handshake_timeout": handshake_timeout}
 
 
 @app.command()

@@ -410,7 +410,7 @@ async def test_a_connection_paused_for_the_store_resumes_when_it_caught_up():
 
     store = MemoryStore()
     broker = SimpleNamespace(loop=asyncio.get_running_loop(), frame_max=131072, channel_max=2047,
-                             connections=set())
+                             connections=set(), handshake_timeout=10.0, alarms=SimpleNamespace(active=frozenset()))
     conn = ClientConnection(broker)
     conn.connection_made(transport := Transport())
     conn.session.vhost = SimpleNamespace(store=store)

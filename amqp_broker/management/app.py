@@ -8,7 +8,7 @@ from aiohttp import web
 
 from . import (
     auth, bindings, channels, connections, consumers, definitions, exchanges, health, nodes, overview,
-    permissions, policies, prometheus, queue_messages, queues, users, vhosts,
+    permissions, policies, prometheus, queue_messages, queues, users, vhost_limits, vhosts,
 )
 from .listener import HttpListener
 from .metrics import BrokerMetrics
@@ -37,6 +37,7 @@ def make_app(broker) -> web.Application:
     app.add_routes(definitions.routes(broker))
     app.add_routes(bindings.routes(broker))
     app.add_routes(queue_messages.routes(broker))
+    app.add_routes(vhost_limits.routes(broker))
     app.add_routes(prometheus.routes(BrokerMetrics(broker, node)))  # public, as rabbitmq_prometheus
     add_trailing_slash_routes(app.router)
     return app

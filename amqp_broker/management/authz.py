@@ -174,6 +174,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/policies"): VHOST_ITEMS,
     ("GET", "/api/policies/{vhost}"): VHOST,
     (ANY_METHOD, "/api/policies/{vhost}/{name}"): POLICIES,
+    # vhost limits: read by whoever may access the vhost, set by administrators (the default)
+    ("GET", "/api/vhost-limits"): VHOST_ITEMS,
+    ("GET", "/api/vhost-limits/{vhost}"): VHOST,
+    (ANY_METHOD, "/api/vhost-limits/{vhost}/{name}"): ADMIN,
     # connections, channels, consumers: a user's own; monitors see (administrators close) all
     ("GET", "/api/connections"): OWN_ITEMS,
     (ANY_METHOD, "/api/connections/{name}"): CONNECTION,

@@ -2,8 +2,9 @@
 3.10's answers: 200 {"status":"ok",...} when the check passes, 503 {"status":"failed",
 "reason":...} when it does not (rabbit_mgmt_wm_health_check_*).
 
-No resource alarms exist yet, so the alarm checks pass; every vhost of this single node runs
-whenever the broker does.
+The alarm checks fail while a memory or disk alarm is in effect (amqp_broker/alarms.py), with
+the alarms listed as rabbit_alarm:format_as_maps/1 lists them; every vhost of this single node
+runs whenever the broker does.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import struct
 from aiohttp import web
 
 from .. import errors
+from ..alarms import DISK, MEMORY
 from ..args import Arguments
 from ..message import Message
 from ..publish import publish
@@ -29,6 +31,8 @@ PROTOCOL_ALIASES = {
     "amqp10": "amqp", "amqp1.0": "amqp", "amqp1-0": "amqp", "amqp1_0": "amqp",
     "amqps": "amqp/ssl", "management": "http", "http/management": "http",
 }
+# rabbit_alarm's resource names (format_as_map/1)
+ALARM_RESOURCES = {MEMORY: "memory", DISK: "disk space"}
 _INTEGER = re.compile(r"[+-]?[0-9]+")  # what Erlang's binary_to_integer/1 accepts
 _NO_PROPERTIES = struct.Struct(">HHQH")  # content header: class, weight, body size, no flags
 
@@ -62,9 +66,23 @@ async def aliveness(vhost, delayed) -> bool:
     return True
 
 
+def alarm_maps(active, node: str) -> list[dict]:
+    return [{"resource": ALARM_RESOURCES[r], "node": node} for r in (MEMORY, DISK) if r in active]
+
+
 def routes(broker, node: str) -> list[web.RouteDef]:
+    def alarm_check(reason: str) -> web.Response:
+        active = broker.alarms.active
+        if not active:
+            return ok()
+        return failed(reason, alarms=alarm_maps(active, node))
+
     async def alarms(request: web.Request) -> web.Response:
-        return ok()
+        # rabbit_mgmt_wm_health_check_alarms (this node is the whole cluster)
+        return alarm_check("There are alarms in effect in the cluster")
+
+    async def local_alarms(request: web.Request) -> web.Response:
+        return alarm_check("There are alarms in effect on the node")
 
     async def node_check(request: web.Request) -> web.Response:
         # the pre-3.8 node health check (deprecated, still served by 3.10 and used by clients
@@ -104,7 +122,7 @@ def routes(broker, node: str) -> list[web.RouteDef]:
 
     return [
         web.get("/api/health/checks/alarms", alarms),
-        web.get("/api/health/checks/local-alarms", alarms),
+        web.get("/api/health/checks/local-alarms", local_alarms),
         web.get("/api/health/checks/virtual-hosts", virtual_hosts),
         web.get("/api/health/checks/port-listener/{port}", port_listener),
         web.get("/api/health/checks/protocol-listener/{protocol}", protocol_listener),

@@ -12,9 +12,10 @@ The families come from rabbitmq_prometheus's core collector
 rabbit_global_counters.erl. Our counters are kept per queue and per exchange, not per channel,
 so the `rabbitmq_channel_*` counter families are labelled by queue or exchange in the per-object
 view (RabbitMQ labels them by channel and queue/exchange). Not served, deliberately: the Erlang
-VM's internals (erlang_*, schema_db_*, io_*, msg_store_*, queue_index_*, raft_*), and
-`rabbitmq_resident_memory_limit_bytes` / `disk_space_available_limit_bytes` (this broker has no
-memory or disk alarm that would block publishers); see tests/test_prometheus.py.
+VM's internals (erlang_*, schema_db_*, io_*, msg_store_*, queue_index_*, raft_*), and the
+file descriptor alarm (this broker has none); see tests/test_prometheus.py. The memory and disk
+limits and alarms are served as rabbitmq_prometheus serves them (its core collector and
+prometheus_rabbitmq_alarm_metrics_collector.erl).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 
 from .. import __version__
+from ..alarms import DISK, MEMORY, resident_memory
 from ..stats import (
     AT_MOST_ONCE, DEAD_LETTER_REASONS, DISABLED, QUEUE_KEYS, VHOST_KEYS,
     churn_counts, consumed_with_ack, exchange_counts, queue_counts, received_confirm_now, sum_tuples,
@@ -124,6 +126,7 @@ class BrokerCollector:
         yield from self._channel_queue(vhosts, queues)
         yield from self._global(vhosts, channels)
         yield from self._process()
+        yield from self._alarms()
         yield from self._identity()
 
     # -- families ----------------------------------------------------------------------------
@@ -285,7 +288,7 @@ class BrokerCollector:
             # no separate socket limit here: every socket is a file descriptor
             yield _gauge("process_max_tcp_sockets", "Open TCP sockets limit", limit)
         yield _gauge("process_open_tcp_sockets", "Open TCP sockets", len(self.broker.connections))
-        rss = _resident_bytes()
+        rss = resident_memory()
         if rss is not None:
             yield _gauge("process_resident_memory_bytes", "Memory used in bytes", rss)
         data_dir = self.broker.data_dir if self.broker.data_dir is not None else os.getcwd()
@@ -295,6 +298,16 @@ class BrokerCollector:
             free = None
         if free is not None:
             yield _gauge("disk_space_available_bytes", "Disk space available in bytes", free)
+
+    def _alarms(self):
+        alarms = self.broker.alarms
+        yield _gauge("resident_memory_limit_bytes", "Memory high watermark in bytes", alarms.memory_limit)
+        yield _gauge("disk_space_available_limit_bytes", "Free disk space low watermark in bytes",
+                     alarms.disk_free_limit)
+        yield _gauge("alarms_memory_used_watermark", "is 1 if VM memory watermark threshold has been reached",
+                     int(MEMORY in alarms.active))
+        yield _gauge("alarms_free_disk_space_watermark",
+                     "is 1 if free disk space watermark threshold has been reached", int(DISK in alarms.active))
 
     def _identity(self):
         family = UnknownMetricFamily(
@@ -336,15 +349,6 @@ def _fd_limit() -> int | None:
         return None
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft if soft != resource.RLIM_INFINITY else None
-
-
-def _resident_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 class BrokerMetrics:

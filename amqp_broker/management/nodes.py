@@ -3,10 +3,9 @@
 Only what this process can honestly measure is reported, from the standard library
 (psutil is not a dependency): its memory (resident set size, /proc/self/statm), open file
 descriptors and their limit, client sockets, asyncio tasks as the counterpart of Erlang
-processes, the free space of the data directory's disk, pid, processors and uptime. There are
-no memory or disk limits yet, so no `mem_limit`/`disk_free_limit`; no alarm can be raised, so
-both alarm flags are false. Fields about Erlang internals (GC, reductions, mnesia, io
-counters) are left out.
+processes, the free space of the data directory's disk, pid, processors and uptime; the memory
+and disk limits and whether their alarms are in effect (amqp_broker/alarms.py). Fields about
+Erlang internals (GC, reductions, mnesia, io counters) are left out.
 """
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ import time
 
 from aiohttp import web
 
+from ..alarms import DISK, MEMORY, resident_memory
 from ..auth import MECHANISMS
 from ..exchanges import EXCHANGE_TYPES
 from . import responses
@@ -33,17 +33,6 @@ MECHANISM_DESCRIPTIONS = {  # rabbit_auth_mechanism_plain/amqplain
     "PLAIN": "SASL PLAIN authentication mechanism",
     "AMQPLAIN": "QPid AMQPLAIN mechanism",
 }
-
-
-def resident_memory() -> int | None:
-    """Bytes of RAM this process uses now (RabbitMQ's "rss" strategy); None where the OS
-    does not say (no /proc)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def open_descriptors() -> int | None:
@@ -77,8 +66,10 @@ def describe(broker, node: str, started: float) -> dict:
         "processors": os.cpu_count() or 1,
         "partitions": [],
         "cluster_links": [],
-        "mem_alarm": False,
-        "disk_free_alarm": False,
+        "mem_alarm": MEMORY in broker.alarms.active,
+        "disk_free_alarm": DISK in broker.alarms.active,
+        "mem_limit": broker.alarms.memory_limit,
+        "disk_free_limit": broker.alarms.disk_free_limit,
         "fd_total": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "sockets_used": len(broker.connections),
         # asyncio tasks stand for Erlang processes: the units of concurrency of this node

@@ -41,7 +41,7 @@ class ChannelSession:
         self.reply_tag: str | None = None  # direct reply-to consumer tag
         self.reply_key: str | None = None
         # a complete publish goes straight to the publish checks (a partial: no extra frame)
-        self.content = ContentAssembler(partial(publishing.publish_from_client, self))
+        self.content = ContentAssembler(partial(publishing.publish_from_client, self), session.broker.max_message_size)
         # publisher confirms waiting for the store: (batch id, seqno) in publish order
         self._held: deque = deque()
         self._waiting_batch = 0

@@ -15,10 +15,11 @@ _BODY_EXPECTED = "expected content body, got non content body frame instead"
 
 
 class ContentAssembler:
-    __slots__ = ("expecting", "has_header", "_publish", "_header", "_body", "_remaining", "_complete")
+    __slots__ = ("expecting", "has_header", "_publish", "_header", "_body", "_remaining", "_complete", "_max_size")
 
-    def __init__(self, complete):
+    def __init__(self, complete, max_size: int = MAX_MESSAGE_SIZE):
         self._complete = complete  # called with (Message, mandatory) when a publish is whole
+        self._max_size = max_size  # the broker's max_message_size: a larger body is refused
         # plain flags, read by the engine for every frame of a channel (cheaper than properties)
         self.expecting = False  # a basic.publish waits for its content
         self.has_header = False  # ... and its header has arrived: body frames follow
@@ -50,18 +51,21 @@ class ContentAssembler:
                 errors.UNEXPECTED_FRAME,
                 "expected content header for class 60, got non content header frame instead",
             )
-        if body_size > MAX_MESSAGE_SIZE:
-            self._publish = None
-            self.expecting = False
-            raise errors.precondition(
-                f"message size {body_size} is larger than configured max size {MAX_MESSAGE_SIZE}"
-            )
+        if body_size > self._max_size:
+            self._too_large(body_size)
         if body_size == 0:
             self._finish(payload, b"")
             return
         self._header = payload
         self.has_header = True
         self._remaining = body_size
+
+    def _too_large(self, body_size: int) -> None:
+        """406 with rabbit_channel's text; the publish is dropped (its body frames, if the
+        client sends them anyway, arrive on a closed channel and are ignored)."""
+        self._publish = None
+        self.expecting = False
+        raise errors.precondition(f"message size {body_size} is larger than configured max size {self._max_size}")
 
     def body(self, payload: bytes) -> None:
         """A body frame after the header (the engine checked)."""

@@ -53,7 +53,22 @@ class StoreBehind(Effect):
     __slots__ = ()
 
 
+class AlarmBlock(Effect):
+    """A resource alarm is in effect and this connection published: stop reading it until
+    the alarms clear (rabbit_reader's `blocked` state: nothing more is read, not even acks)."""
+
+    __slots__ = ()
+
+
+class AlarmUnblock(Effect):
+    """The resource alarms cleared: read this connection again."""
+
+    __slots__ = ()
+
+
 CLOSE_SOCKET = CloseSocket()
 ABORT_SOCKET = AbortSocket()
 LINGER = Linger()
 STORE_BEHIND = StoreBehind()
+ALARM_BLOCK = AlarmBlock()
+ALARM_UNBLOCK = AlarmUnblock()

@@ -19,7 +19,7 @@ import logging
 from .. import codec, errors
 from ..codec import BASIC_ACK, BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, FrameError
 from ..errors import AMQPError
-from . import effects, handshake
+from . import effects, handshake, throttle
 from .channel import ChannelSession
 from .channel_mux import other_frame
 from .frames import METHOD_EXPECTED, content_expected, decode_channel_method, not_on_a_channel
@@ -61,11 +61,16 @@ class Session:
         self.effects: list = []
         self.outbox = Outbox()
         self.now = now
-        self.timers = Timers(now + HANDSHAKE_TIMEOUT)
+        self.timers = Timers(now + broker.handshake_timeout)
         self._buf = b""
         self._suspended = None  # (channel, continuation) to run when a Suspend effect completes
         self._held_frames: list = []
         self._store_behind = False
+        # resource alarms (throttle.py): the alarms in effect, whether this connection is
+        # blocked (it published while one was), and whether it was told so
+        self.resource_alarms: frozenset = frozenset()
+        self.blocked = False
+        self.blocked_sent = False
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -117,6 +122,7 @@ class Session:
         channels = self.channels
         # the frame types as locals: compared for every frame, a global lookup each time adds up
         METHOD, HEADER, BODY = FRAME_METHOD, FRAME_HEADER, FRAME_BODY  # noqa: N806
+        alarmed = self.resource_alarms  # fixed for a batch: alarms change between reads only
         for position, (ftype, number, payload) in enumerate(frames):
             if self._suspended is not None:
                 self._held_frames = frames[position:]
@@ -142,6 +148,8 @@ class Session:
                     index = codec.method_index(payload)
                     if index == BASIC_PUBLISH:
                         content.start(*codec.decode_publish(payload))
+                        if alarmed and not self.blocked:
+                            throttle.publish_under_alarm(self)
                     elif index == BASIC_ACK:
                         channel.ack(*codec.decode_ack(payload))
                     else:
@@ -316,6 +324,12 @@ class Session:
     def store_caught_up(self) -> None:
         self._store_behind = False
 
+    # -- resource alarms (throttle.py) -----------------------------------------------------
+
+    def resource_alarm(self, active: frozenset) -> None:
+        """The broker's memory/disk alarms changed: unblock this connection if none is left."""
+        throttle.alarms_changed(self, active)
+
     # -- output ------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
@@ -357,6 +371,8 @@ class Session:
         """Called by the adapter at (or after) `wakeup_at`."""
         self.now = now
         outbox = self.outbox
+        if self.blocked:  # not read while blocked: its silence is ours (rabbit_heartbeat:pause_monitor)
+            self.timers.received = True
         due = self.timers.due(now, outbox.sent_seen)
         outbox.sent_seen = False
         if due & DEADLINE:

@@ -13,6 +13,7 @@ from .. import __version__, codec, errors
 from ..auth import EXTERNAL, AuthError, offered_mechanisms
 from ..codec import FRAME_HEARTBEAT, FRAME_METHOD
 from ..errors import AMQPError
+from ..vhost_limits import check_connection_limit
 from .states import OPEN, OPENED, START_OK, STATE_NAMES, TUNE_OK
 
 log = logging.getLogger("amqp_broker.connection")
@@ -203,6 +204,7 @@ def _open(session, obj) -> None:
     vhost = session.broker.vhosts.get(obj.virtual_host)
     if vhost is None:
         raise AMQPError(errors.NOT_ALLOWED, f"vhost {obj.virtual_host} not found")
+    check_connection_limit(session.broker, vhost, session.user.name)
     session.vhost = vhost
     session.opened()
     session.send(codec.encode(0, C.Connection.OpenOk))
