@@ -9,7 +9,7 @@ import socket
 
 from pamqp import commands as C
 
-from .. import __version__, codec, errors
+from .. import __version__, access, codec, errors
 from ..auth import MECHANISMS, AuthError
 from ..codec import FRAME_HEARTBEAT, FRAME_METHOD
 from ..errors import AMQPError
@@ -199,6 +199,9 @@ def _open(session, obj) -> None:
     vhost = session.broker.vhosts.get(obj.virtual_host)
     if vhost is None:
         raise AMQPError(errors.NOT_ALLOWED, f"vhost {obj.virtual_host} not found")
+    permissions, user = session.broker.permissions, session.user.name
+    access.check_vhost(permissions, vhost.name, user)
+    session.access = access.Access(permissions, vhost.name, user)
     session.vhost = vhost
     session.opened()
     session.send(codec.encode(0, C.Connection.OpenOk))
