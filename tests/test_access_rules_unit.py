@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from amqp_broker import errors
-from amqp_broker.access import CONFIGURE, EXCHANGE, MAX_REMEMBERED, QUEUE, READ, WRITE, Access, check_vhost, named_exchange
+from amqp_broker.access import (CONFIGURE, EXCHANGE, MAX_REMEMBERED, QUEUE, READ, WRITE, Access, check_vhost,
+                                named_exchange)
 from amqp_broker.errors import AMQPError
 from amqp_broker.permissions import Permissions
 
@@ -132,4 +133,5 @@ def test_memory_is_bounded():
 
 @pytest.mark.parametrize("value, expected", [("dlx", "dlx"), (b"dlx", "dlx"), (5, None), (None, None)])
 def test_named_exchange_takes_only_strings(value, expected):
-    assert named_exchange({} if value is None else {"x-dead-letter-exchange": value}, "x-dead-letter-exchange") == expected
+    arguments = {} if value is None else {"x-dead-letter-exchange": value}
+    assert named_exchange(arguments, "x-dead-letter-exchange") == expected
