@@ -74,6 +74,12 @@ class Access:
         # here first (one set lookup a message) and calls check_publish only on a miss
         self.publishable: set[str] = set()
 
+    @property
+    def may_enter(self) -> bool:
+        """Whether the user has a permission entry on the vhost now (may open a connection
+        to it)."""
+        return self._permissions.get(self.vhost, self.user) is not None
+
     def allowed(self, kind: str, name: str, permission: str) -> bool:
         if kind == EXCHANGE and not name:
             name = DEFAULT_EXCHANGE_NAME

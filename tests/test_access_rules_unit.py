@@ -61,6 +61,13 @@ def test_no_permission_entry_refuses_everything():
     assert not any(acc.allowed(kind, "name", p) for kind in (QUEUE, EXCHANGE) for p in (CONFIGURE, WRITE, READ))
 
 
+def test_may_enter_follows_the_permission_entry():
+    acc, permissions = access()
+    assert acc.may_enter
+    permissions.delete("v", "u")
+    assert not acc.may_enter
+
+
 def test_vhost_access_needs_a_permission_entry():
     permissions = Permissions()
     permissions.set("u", "v", "", "", "")  # any entry, even one allowing nothing

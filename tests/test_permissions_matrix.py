@@ -259,3 +259,23 @@ def test_mgmt_bindings(world: World):
     assert world.as_user("DELETE", binding("rx", "wq", "mk")).status == 204
     reply = world.as_user("DELETE", binding("rx", "xq", "guest-bound"))
     assert (reply.status, reply.json) == (401, ACCESS_REFUSED)
+
+
+def test_mgmt_administrator_without_a_permission_entry_is_refused(mgmt: Mgmt):
+    vhost = f"perm-admin-{uuid.uuid4().hex[:10]}"
+    quoted = urllib.parse.quote(vhost, safe="")
+    assert mgmt.put(f"/api/vhosts/{quoted}").status == 201
+    try:
+        assert mgmt.put(f"/api/queues/{quoted}/q", {}).status == 201
+        assert mgmt.put(f"/api/exchanges/{quoted}/x", {"type": "direct"}).status == 201
+        assert mgmt.delete(f"/api/permissions/{quoted}/{mgmt.user}").status == 204
+        body = {"properties": {}, "routing_key": "k", "payload": "m", "payload_encoding": "string"}
+        get = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+        for reply in (mgmt.post(f"/api/exchanges/{quoted}/x/publish", body),
+                      mgmt.post(f"/api/queues/{quoted}/q/get", get),
+                      mgmt.put(f"/api/queues/{quoted}/q2", {}),
+                      mgmt.delete(f"/api/queues/{quoted}/q/contents"),
+                      mgmt.delete(f"/api/exchanges/{quoted}/x")):
+            assert (reply.status, reply.json) == (401, ACCESS_REFUSED)
+    finally:
+        mgmt.delete(f"/api/vhosts/{quoted}")

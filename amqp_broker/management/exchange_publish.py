@@ -45,8 +45,11 @@ async def publish_json(broker, request: web.Request, vhost, exchange_name: str) 
         return responses.bad_request(exc.reason)
     msg = Message(exchange_name, routing_key, content_header(properties, len(content)), content)
     user = logged_in(broker.users, request)
+    access = access_of(broker, request, vhost.name)
+    if not access.may_enter:  # the API's channel cannot open on the vhost
+        return responses.error(401, "not_authorised", "Access refused.")
     try:
-        access_of(broker, request, vhost.name).check(EXCHANGE, exchange_name, WRITE)
+        access.check(EXCHANGE, exchange_name, WRITE)
         exchange = checked(vhost, msg, props, user.name)
         if not exchange_name and routing_key.startswith(REPLY_TO_PREFIX):
             return _reply(broker, msg)

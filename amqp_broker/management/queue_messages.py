@@ -73,9 +73,12 @@ def routes(broker) -> list[web.RouteDef]:
                 raise BodyError(["unknown_ackmode", ackmode])
         except BodyError as exc:
             return responses.bad_request(exc.reason)
+        access = access_of(broker, request, vhost.name)
+        if not access.may_enter:  # the API's channel cannot open on the vhost
+            return responses.error(401, "not_authorised", "Access refused.")
         name = request.match_info["name"]
         try:
-            access_of(broker, request, vhost.name).check(QUEUE, name, READ)
+            access.check(QUEUE, name, READ)
             queue = vhost.get_queue(name, None)
         except errors.AMQPError as exc:
             return channel_error(exc)
