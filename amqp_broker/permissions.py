@@ -1,8 +1,8 @@
 """Permissions: per (vhost, user), the configure/write/read regular expressions RabbitMQ keeps
 (rabbit_auth_backend_internal's user_permission), stored durably.
 
-This module only keeps and serves them (`broker.permissions`); whether an AMQP operation
-is allowed is decided where the operation runs.
+This module only keeps and serves them (`broker.permissions`); whether an operation is
+allowed is decided by amqp_broker/access.py, called where the operation runs.
 """
 from __future__ import annotations
 

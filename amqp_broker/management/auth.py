@@ -15,6 +15,7 @@ import binascii
 
 from aiohttp import web
 
+from ..access import Access
 from ..auth import AuthError, User, UserStore
 from . import authz, responses
 from .channels import channels_of
@@ -58,6 +59,12 @@ def logged_in(users: UserStore, request: web.Request) -> User:
     """The user of a request the middleware let through."""
     username, _password = credentials(request.headers.get("Authorization"))
     return users.users[username]
+
+
+def access_of(broker, request: web.Request, vhost: str) -> Access:
+    """The logged-in user's rights on `vhost`: RabbitMQ makes the API's changes on an AMQP
+    channel of that user, so the same permission checks apply."""
+    return Access(broker.permissions, vhost, logged_in(broker.users, request).name)
 
 
 def subject_of(broker, user: User) -> authz.Subject:

@@ -16,6 +16,7 @@ from aiohttp import web
 from .. import errors
 from ..queue import Queue
 from . import binding_props, responses
+from .auth import access_of
 from .exchanges import exchange_name
 from .message_json import check_table
 from .request_body import BodyError, json_object
@@ -160,6 +161,7 @@ def routes(broker) -> list[web.RouteDef]:
         where = pair(request)
         to_queue = where["destination_type"] == "queue"
         try:
+            access_of(broker, request, vhost.name).check_binding(where["source"], where["destination"], to_queue)
             vhost.bind(where["source"], where["destination"], to_queue, routing_key, arguments, None)
         except errors.AMQPError as exc:
             return refusal(exc)
@@ -192,8 +194,10 @@ def routes(broker) -> list[web.RouteDef]:
         if binding is None:
             return responses.not_found()
         to_queue = binding.destination_type == "queue"
+        vhost = vhost_of(request)
         try:
-            vhost_of(request).unbind(binding.source, binding.destination, to_queue,
+            access_of(broker, request, vhost.name).check_binding(binding.source, binding.destination, to_queue)
+            vhost.unbind(binding.source, binding.destination, to_queue,
                                      binding.routing_key, binding.arguments, None)
         except errors.AMQPError as exc:
             return refusal(exc)

@@ -14,13 +14,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import errors
+from ..access import EXCHANGE, WRITE
 from ..errors import AMQPError, resource
 from ..message import Message
 from ..publish import REJECTED, ROUTED, STORED, publish
 from ..queue_args import parse_expiration
 from ..vhost import REPLY_TO, REPLY_TO_PREFIX
 from . import responses
-from .auth import logged_in
+from .auth import access_of, logged_in
 from .message_json import content_header, decode_payload, property_list
 from .request_body import BodyError, json_object, required
 
@@ -44,7 +45,11 @@ async def publish_json(broker, request: web.Request, vhost, exchange_name: str) 
         return responses.bad_request(exc.reason)
     msg = Message(exchange_name, routing_key, content_header(properties, len(content)), content)
     user = logged_in(broker.users, request)
+    access = access_of(broker, request, vhost.name)
+    if not access.may_enter:  # the API's channel cannot open on the vhost
+        return responses.error(401, "not_authorised", "Access refused.")
     try:
+        access.check(EXCHANGE, exchange_name, WRITE)
         exchange = checked(vhost, msg, props, user.name)
         if not exchange_name and routing_key.startswith(REPLY_TO_PREFIX):
             return _reply(broker, msg)

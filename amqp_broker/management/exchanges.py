@@ -10,9 +10,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import errors
+from ..access import CONFIGURE, EXCHANGE, named_exchange
 from ..args import Arguments
 from ..exchanges import EXCHANGE_TYPES
 from . import responses
+from .auth import access_of
 from .exchange_publish import publish_json
 from .message_json import typed_arguments
 from .request_body import BodyError, flag, json_object
@@ -92,6 +94,9 @@ def routes(broker) -> list[web.RouteDef]:
             return responses.bad_request(f"exchange should be less than 255 bytes, actually was {size}\n")
         existed = name in vhost.exchanges
         try:
+            if name:  # the default exchange is refused before the permission check
+                alternate = None if existed else named_exchange(arguments.plain, "alternate-exchange")
+                access_of(broker, request, vhost.name).check_exchange_declare(name, alternate)
             vhost.declare_exchange(name, type_name, False, durable, auto_delete, internal, arguments)
         except errors.AMQPError as exc:
             return responses.from_amqp_error(exc)
@@ -103,6 +108,8 @@ def routes(broker) -> list[web.RouteDef]:
         if vhost is None or name not in vhost.exchanges:
             return responses.not_found()
         try:
+            if name and not name.startswith("amq."):  # those are refused before the permission check
+                access_of(broker, request, vhost.name).check(EXCHANGE, name, CONFIGURE)
             vhost.delete_exchange(name, request.query.get("if-unused") == "true")
         except errors.AMQPError as exc:
             return responses.from_amqp_error(exc)

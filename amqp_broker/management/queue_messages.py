@@ -11,8 +11,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import errors
+from ..access import QUEUE, READ
 from ..queue_fetch import SETTLEMENTS, fetch
 from . import responses
+from .auth import access_of
 from .message_json import payload_json, properties_json
 from .request_body import BodyError, json_object, required
 
@@ -71,8 +73,13 @@ def routes(broker) -> list[web.RouteDef]:
                 raise BodyError(["unknown_ackmode", ackmode])
         except BodyError as exc:
             return responses.bad_request(exc.reason)
+        access = access_of(broker, request, vhost.name)
+        if not access.may_enter:  # the API's channel cannot open on the vhost
+            return responses.error(401, "not_authorised", "Access refused.")
+        name = request.match_info["name"]
         try:
-            queue = vhost.get_queue(request.match_info["name"], None)
+            access.check(QUEUE, name, READ)
+            queue = vhost.get_queue(name, None)
         except errors.AMQPError as exc:
             return channel_error(exc)
         # a negative count never reaches 0 in RabbitMQ's loop: every message is taken
@@ -90,6 +97,7 @@ def routes(broker) -> list[web.RouteDef]:
         if vhost is None or name not in vhost.queues:
             return responses.not_found()
         try:
+            access_of(broker, request, vhost.name).check(QUEUE, name, READ)
             vhost.purge_queue(name, None)
         except errors.AMQPError as exc:  # purge is a direct request: the explanation alone
             return responses.from_amqp_error(exc)

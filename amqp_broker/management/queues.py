@@ -11,8 +11,10 @@ from typing import NamedTuple
 from aiohttp import web
 
 from .. import errors
+from ..access import CONFIGURE, QUEUE, named_exchange
 from ..args import Arguments
 from . import responses
+from .auth import access_of
 from .request_body import BodyError, flag, json_object
 from .message_stats import queue_activity, queue_message_stats
 from .connections import opened_sessions
@@ -125,6 +127,9 @@ def routes(broker, node: str) -> list[web.RouteDef]:
             return responses.bad_request("arguments must be an object")
         existed = name in vhost.queues
         try:
+            if not name.startswith("amq."):  # refused for its reserved prefix first
+                dead_letter = None if existed else named_exchange(arguments, "x-dead-letter-exchange")
+                access_of(broker, request, vhost.name).check_queue_declare(name, dead_letter)
             # no connection: the management API cannot declare exclusive queues
             vhost.declare_queue(name, False, durable, False, auto_delete, Arguments.from_plain(arguments), None)
         except errors.AMQPError as exc:
@@ -139,6 +144,7 @@ def routes(broker, node: str) -> list[web.RouteDef]:
         if_unused = request.query.get("if-unused") == "true"
         if_empty = request.query.get("if-empty") == "true"
         try:
+            access_of(broker, request, vhost.name).check(QUEUE, name, CONFIGURE)
             vhost.delete_queue(name, if_unused, if_empty, None)
         except errors.AMQPError as exc:
             return responses.from_amqp_error(exc)

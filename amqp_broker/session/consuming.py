@@ -11,6 +11,7 @@ import os
 from pamqp import commands as C
 
 from .. import codec, errors
+from ..access import QUEUE, READ
 from ..consumer import Consumer
 from ..errors import AMQPError, resource
 from ..tables import field_type
@@ -43,7 +44,9 @@ def basic_consume(ch, obj) -> None:
         _consume_reply_to(ch, obj, tag)
         return
     vhost = ch.vhost
-    queue = vhost.get_queue(ch.queue_name(obj.queue), ch.session)
+    name = ch.queue_name(obj.queue)
+    ch.session.access.check(QUEUE, name, READ)
+    queue = vhost.get_queue(name, ch.session)
     if queue.exclusive_consumer is not None or (obj.exclusive and (queue.consumers or queue.single_active)):
         raise errors.access_refused(f"{resource('queue', queue.name, vhost.name)} in exclusive use")
     consumer = Consumer(ch, queue, tag, obj.no_ack, obj.exclusive, ch.prefetch, obj.arguments)
@@ -86,7 +89,9 @@ def basic_cancel(ch, obj) -> None:
 
 
 def basic_get(ch, obj) -> None:
-    queue = ch.vhost.get_queue(ch.queue_name(obj.queue), ch.session)
+    name = ch.queue_name(obj.queue)
+    ch.session.access.check(QUEUE, name, READ)
+    queue = ch.vhost.get_queue(name, ch.session)
     entry = queue.take()
     if entry is None:
         if queue.needs_page_in:  # the head is on disk: answer once it is read back

@@ -46,6 +46,7 @@ class Session:
         self.heartbeat = 0
         self.user = None
         self.vhost = None
+        self.access = None  # the user's rights on the vhost (access.Access), from connection.open
         self.client_properties: dict = {}
         self.auth_mechanism: str | None = None  # the SASL mechanism the client logged in with
         # the CN of the client certificate a TLS handshake verified (the adapter sets it):

@@ -9,7 +9,7 @@ import socket
 
 from pamqp import commands as C
 
-from .. import __version__, codec, errors
+from .. import __version__, access, codec, errors
 from ..auth import EXTERNAL, AuthError, offered_mechanisms
 from ..codec import FRAME_HEARTBEAT, FRAME_METHOD
 from ..errors import AMQPError
@@ -204,7 +204,10 @@ def _open(session, obj) -> None:
     vhost = session.broker.vhosts.get(obj.virtual_host)
     if vhost is None:
         raise AMQPError(errors.NOT_ALLOWED, f"vhost {obj.virtual_host} not found")
-    check_connection_limit(session.broker, vhost, session.user.name)
+    check_connection_limit(session.broker, vhost, session.user.name)  # before access, as rabbit_reader
+    permissions, user = session.broker.permissions, session.user.name
+    access.check_vhost(permissions, vhost.name, user)
+    session.access = access.Access(permissions, vhost.name, user)
     session.vhost = vhost
     session.opened()
     session.send(codec.encode(0, C.Connection.OpenOk))

@@ -2,8 +2,8 @@
 publish path (amqp_broker/publish.py), then what the outcome means for this channel —
 basic.return, a publisher confirm now, or a confirm held until the store's commit.
 
-Checked in rabbit_channel's order: exchange (404, 403), the property list (undecodable: 541),
-fast reply-to, user-id, expiration, delivery-mode.
+Checked in rabbit_channel's order: write permission (403), exchange (404, 403), the property
+list (undecodable: 541), fast reply-to, user-id, expiration, delivery-mode.
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from ..vhost import REPLY_TO, REPLY_TO_PREFIX
 
 def publish_from_client(ch, msg: Message, mandatory: bool) -> None:
     """ch: the ChannelSession the publish arrived on."""
+    access = ch.session.access
+    if msg.exchange not in access.publishable:  # checked once per exchange and connection
+        access.check_publish(msg.exchange)
     vhost = ch.vhost
     exchange = vhost.exchanges.get(msg.exchange)
     if exchange is None:

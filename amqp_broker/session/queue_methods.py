@@ -5,7 +5,8 @@ from __future__ import annotations
 from pamqp import commands as C
 
 from .. import errors
-from ..vhost import REPLY_TO, REPLY_TO_PREFIX
+from ..access import CONFIGURE, QUEUE, READ, named_exchange
+from ..vhost import REPLY_TO, REPLY_TO_PREFIX, server_named_queue
 
 
 
@@ -21,6 +22,8 @@ def queue_declare(ch, obj) -> None:
                 ch.send(C.Queue.DeclareOk, queue=name, message_count=0, consumer_count=1)
             return
         raise errors.not_found("queue", name, ch.vhost.name)
+    if not obj.passive:
+        _check_declare(ch, name, obj.arguments.plain)
     queue, messages, consumers = ch.vhost.declare_queue(
         name, obj.passive, obj.durable, obj.exclusive, obj.auto_delete,
         obj.arguments, ch.session,  # an Arguments value: the codec keeps declare arguments typed
@@ -30,6 +33,17 @@ def queue_declare(ch, obj) -> None:
         ch.send(C.Queue.DeclareOk, queue=queue.name, message_count=messages, consumer_count=consumers)
 
 
+def _check_declare(ch, name: str, arguments: dict) -> None:
+    """Configure on the queue (RabbitMQ checks a server-named queue under its generated name:
+    a fresh one stands in for the name declare_queue generates, both equally random)."""
+    if name.startswith("amq."):
+        return  # refused for its reserved prefix before the permission check
+    if not name:
+        name = server_named_queue()
+    new = name not in ch.vhost.queues
+    ch.session.access.check_queue_declare(name, named_exchange(arguments, "x-dead-letter-exchange") if new else None)
+
+
 def _binding_key(ch, obj) -> tuple[str, str]:
     queue = ch.queue_name(obj.queue)
     return queue, obj.routing_key if (obj.routing_key or obj.queue) else queue
@@ -37,6 +51,7 @@ def _binding_key(ch, obj) -> tuple[str, str]:
 
 def queue_bind(ch, obj) -> None:
     queue, routing_key = _binding_key(ch, obj)
+    ch.session.access.check_binding(obj.exchange, queue, True)
     ch.vhost.bind(obj.exchange, queue, True, routing_key, obj.arguments, ch.session)
     if not obj.nowait:
         ch.send(C.Queue.BindOk)
@@ -44,18 +59,23 @@ def queue_bind(ch, obj) -> None:
 
 def queue_unbind(ch, obj) -> None:
     queue, routing_key = _binding_key(ch, obj)
+    ch.session.access.check_binding(obj.exchange, queue, True)
     ch.vhost.unbind(obj.exchange, queue, True, routing_key, obj.arguments, ch.session)
     ch.send(C.Queue.UnbindOk)
 
 
 def queue_purge(ch, obj) -> None:
-    count = ch.vhost.purge_queue(ch.queue_name(obj.queue), ch.session)
+    name = ch.queue_name(obj.queue)
+    ch.session.access.check(QUEUE, name, READ)
+    count = ch.vhost.purge_queue(name, ch.session)
     if not obj.nowait:
         ch.send(C.Queue.PurgeOk, message_count=count)
 
 
 def queue_delete(ch, obj) -> None:
-    count = ch.vhost.delete_queue(ch.queue_name(obj.queue), obj.if_unused, obj.if_empty, ch.session)
+    name = ch.queue_name(obj.queue)
+    ch.session.access.check(QUEUE, name, CONFIGURE)
+    count = ch.vhost.delete_queue(name, obj.if_unused, obj.if_empty, ch.session)
     if not obj.nowait:
         ch.send(C.Queue.DeleteOk, message_count=count)
 

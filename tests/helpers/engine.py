@@ -10,6 +10,7 @@ from pamqp import body as pbody
 
 from amqp_broker import Broker
 from amqp_broker.expiry import Expirer
+from amqp_broker.permissions import FULL
 from amqp_broker.session import Session
 from amqp_broker.storage import MemoryStore
 from amqp_broker.vhost import VHost
@@ -24,6 +25,8 @@ def make_broker(store=None) -> Broker:
     vhost = VHost("/", broker.store, broker.expirer)
     vhost.policies = broker.policies
     broker.vhosts["/"] = vhost
+    for user in broker.users.users.values():  # as start() grants the default users (_recover_users)
+        broker.permissions.set(user.name, "/", FULL, FULL, FULL)
     return broker
 
 
