@@ -44,6 +44,7 @@ class Broker:
         data_dir: str | os.PathLike | None = None,
         heartbeat: int = 60,
         users: dict[str, str] | None = None,
+        loopback_users: tuple[str, ...] = ("guest",),
         frame_max: int = 131072,
         channel_max: int = 2047,
         store=None,
@@ -69,7 +70,7 @@ class Broker:
         self.heartbeat = heartbeat
         self.frame_max = frame_max
         self.channel_max = channel_max
-        self.users = UserStore(users)
+        self.users = UserStore(users, loopback_users)
         self.permissions = Permissions()
         self.store = store
         # limits (RabbitMQ's max_message_size and handshake_timeout)

@@ -78,11 +78,10 @@ def describe_host(host: Optional[str], port: int) -> str:
 
 async def run_broker(
     host: Optional[str], port: int, data_dir: Path, mgmt_host: str = "127.0.0.1", mgmt_port: Optional[int] = None,
-    prometheus_host: str = "127.0.0.1", prometheus_port: Optional[int] = None,
-    tls: Optional[dict] = None, limits: Optional[dict] = None,
+    prometheus_host: str = "127.0.0.1", prometheus_port: Optional[int] = None, options: Optional[dict] = None,
 ) -> None:
-    """`tls`: the Broker's tls_* and mgmt_tls keyword arguments (see `serve`); `limits`: the alarm
-    and limit settings, Broker's keyword arguments of the same names."""
+    """`options`: more Broker keyword arguments (TLS, alarms and limits, users), checked by
+    `serve` before anything starts."""
     from amqp_broker import Broker
 
     loop = asyncio.get_running_loop()
@@ -99,8 +98,7 @@ async def run_broker(
     from amqp_broker.tls import TLSConfigError, TLSListenError
 
     broker = Broker(host=host, port=port, data_dir=str(data_dir), mgmt_host=mgmt_host, mgmt_port=mgmt_port,
-                    prometheus_host=prometheus_host, prometheus_port=prometheus_port, **(tls or {}),
-                    **(limits or {}))
+                    prometheus_host=prometheus_host, prometheus_port=prometheus_port, **(options or {}))
     try:
         await broker.start()
     except StoreError as exc:  # locked, corrupt or newer database: the message says which
@@ -222,6 +220,18 @@ def serve(
         False, "--mgmt-tls", envvar="AMQP_BROKER_MGMT_TLS",
         help="Serve the management API over https on --mgmt-port, with the --tls-* certificate and settings.",
     ),
+    default_user: Optional[str] = typer.Option(
+        None, "--default-user", envvar="AMQP_BROKER_DEFAULT_USER", show_default=False,
+        help="On the first start, create this administrator (full permissions on /) instead of guest.",
+    ),
+    default_pass: Optional[str] = typer.Option(
+        None, "--default-pass", envvar="AMQP_BROKER_DEFAULT_PASS", show_default=False,
+        help="The --default-user's password.",
+    ),
+    loopback_users: str = typer.Option(
+        "guest", "--loopback-users", envvar="AMQP_BROKER_LOOPBACK_USERS",
+        help="Comma-separated users who may connect only from localhost ('none': no such user).",
+    ),
     log_level: LogLevel = typer.Option(
         LogLevel.info, "--log-level", envvar="AMQP_BROKER_LOG_LEVEL", case_sensitive=False, help="Log verbosity."
     ),
@@ -256,8 +266,24 @@ def serve(
     tls = {"tls_port": tls_port, "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca,
            "tls_verify_peer": tls_verify_peer, "tls_fail_if_no_peer_cert": tls_fail_if_no_peer_cert,
            "mgmt_tls": mgmt_tls}
+    users = user_settings(default_user, default_pass, loopback_users)
     run(run_broker(host, port, directory, mgmt_host, None if no_mgmt else mgmt_port,
-                   prometheus_host, None if no_prometheus else prometheus_port, tls, limits))
+                   prometheus_host, None if no_prometheus else prometheus_port, {**tls, **limits, **users}))
+
+
+def user_settings(default_user: Optional[str], default_pass: Optional[str], loopback_users: str) -> dict:
+    """Broker keyword arguments of the user options. The default user replaces `guest` on the
+    first start (an empty data dir), as RABBITMQ_DEFAULT_USER/RABBITMQ_DEFAULT_PASS do; later
+    starts keep the stored users."""
+    if (default_user is None) != (default_pass is None):
+        raise fail("--default-user and --default-pass go together: give both or neither")
+    if default_user is not None and not default_user.strip():
+        raise fail("--default-user: the user name must not be empty")
+    names = [] if loopback_users.strip().lower() == "none" else [n.strip() for n in loopback_users.split(",") if n.strip()]
+    settings: dict = {"loopback_users": tuple(names)}
+    if default_user is not None:
+        settings["users"] = {default_user: default_pass}
+    return settings
 
 
 def alarm_and_limit_settings(memory_high_watermark: str, disk_free_limit: str, max_message_size: int,
