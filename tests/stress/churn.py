@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -81,6 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-rss-growth", type=float, default=20.0, help="MiB (default 20)")
     p.add_argument("--report-every", type=int, default=1000)
     args = p.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the broker subprocess is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="amqp-churn-"))
     failures: list[str] = []
     with ServedBroker(workdir) as broker:

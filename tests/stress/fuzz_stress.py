@@ -32,6 +32,7 @@ import collections
 import itertools
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -173,6 +174,8 @@ def main(argv=None) -> int:
     p.add_argument("--report-every", type=int, default=50_000, help="a progress line every N frames")
     p.add_argument("--keep", action="store_true", help="keep the work dir (always kept on failure)")
     args = p.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the broker subprocess is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="amqp-fuzz-stress-"))
     print(f"work dir {workdir}, seed {args.seed}, {args.workers} workers, "
           f"target {args.frames} frames", flush=True)
