@@ -29,15 +29,10 @@ exactly the same bytes and `drive(url, data)` sends them again.
 from __future__ import annotations
 
 import collections
-import time
 
-import pika
-import pika.exceptions
 import pytest
-from pamqp import commands as C
 
-from helpers.raw import RawConnection
-from helpers.fuzz import SEED, fuzz_inputs, method
+from helpers.fuzz import SEED, fuzz_inputs
 from helpers.robust import broker_log  # noqa: F401 - pytest fixture
 from helpers.robust import (
     Bystander,
@@ -48,7 +43,7 @@ from helpers.robust import (
     describe_record,
     drive,
 )
-from helpers.pika_client import connect
+from helpers.fuzz_world import check_canary, delete_new_objects, fuzz_setup, vhost_names
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,94 +52,11 @@ pytestmark = pytest.mark.timeout(120)
 # 1-3. The fuzzer, with a bystander and a canary queue
 
 
-def _fuzz_setup(url: str, uid: str) -> list[bytes]:
-    """Exchanges/queues the fuzz cases route to, and a canary queue whose messages must
-    survive everything. Returns the canary bodies."""
-    conn = connect(url)
-    try:
-        ch = conn.channel()
-        ch.queue_declare("fuzz-sink", arguments={"x-max-length": 50})
-        ch.exchange_declare("fuzz-h", "headers")
-        ch.exchange_declare("fuzz-f", "fanout")
-        ch.exchange_declare("fuzz-t", "topic")
-        ch.queue_bind("fuzz-sink", "fuzz-h", arguments={"x-match": "any", "k": 1})
-        ch.queue_bind("fuzz-sink", "fuzz-h")
-        ch.queue_bind("fuzz-sink", "fuzz-f")
-        ch.queue_bind("fuzz-sink", "fuzz-t", "#")
-        ch.confirm_delivery()
-        canary = f"canary-{uid}"
-        ch.queue_declare(canary, durable=True)
-        bodies = [f"canary {i} ".encode() * (i + 1) + bytes(range(256)) for i in range(20)]
-        for i, b in enumerate(bodies):
-            ch.basic_publish("", canary, b, pika.BasicProperties(
-                message_id=f"c{i}", headers={"i": i, "s": "x" * i}, delivery_mode=2,
-                priority=i % 10, correlation_id="corr", timestamp=1700000000 + i))
-        return bodies
-    finally:
-        conn.close()
-
-
-def _check_canary(url: str, uid: str, bodies: list[bytes]) -> list[str]:
-    """The canary queue's messages, published before the fuzz, must be exactly as they were."""
-    problems = []
-    conn = connect(url)
-    try:
-        ch = conn.channel()
-        canary = f"canary-{uid}"
-        count = ch.queue_declare(canary, passive=True).method.message_count
-        if count != len(bodies):
-            problems.append(f"canary queue holds {count} messages, expected {len(bodies)}")
-        for i, expected in enumerate(bodies):
-            method_frame, props, got = ch.basic_get(canary, auto_ack=True)
-            if method_frame is None:
-                problems.append(f"canary message {i} lost")
-                break
-            if (got != expected or props.message_id != f"c{i}" or props.headers != {"i": i, "s": "x" * i}
-                    or props.delivery_mode != 2 or props.priority != i % 10
-                    or props.timestamp != 1700000000 + i or method_frame.redelivered):
-                problems.append(f"canary message {i} altered: {got[:30]!r} {props}")
-    finally:
-        if conn.is_open:
-            conn.close()
-    return problems
-
-
-def _names(table: dict) -> set:
-    for _ in range(50):  # the broker thread may be changing it right now
-        try:
-            return set(table)
-        except RuntimeError:
-            time.sleep(0.01)
-    return set(table)
-
-
-def _delete_objects(url: str, queues, exchanges) -> None:
-    """Delete queues and exchanges by name (the fuzz must not leave anything behind on a
-    broker other tests share)."""
-    conn = RawConnection.connect(url, timeout=10)
-    try:
-        conn.open_channel(1)
-        todo = [(C.Queue.Delete, {"queue": q}, C.Queue.DeleteOk) for q in queues]
-        todo += [(C.Exchange.Delete, {"exchange": x}, C.Exchange.DeleteOk) for x in exchanges]
-        for cls, kw, ok in todo:
-            conn.send_bytes(method(1, cls, **kw))
-            while True:
-                _ch, obj = conn.recv_method()
-                if isinstance(obj, ok):
-                    break
-                if isinstance(obj, C.Channel.Close):
-                    conn.send_frame(C.Channel.CloseOk(), 1)
-                    conn.open_channel(1)
-                    break
-    finally:
-        conn.close()
-
-
 def test_fuzz_after_handshake(own_broker, uid, broker_log):
     url = own_broker.url
     vhost = own_broker.broker.vhosts["/"]
-    queues_before, exchanges_before = _names(vhost.queues), _names(vhost.exchanges)
-    bodies = _fuzz_setup(url, uid)
+    before = vhost_names(vhost)
+    bodies = fuzz_setup(url, uid)
     problems: dict[str, list[str]] = collections.defaultdict(list)  # problem -> cases
     internal: dict[str, list[str]] = collections.defaultdict(list)  # bug key -> cases
     samples: dict[str, str] = {}
@@ -177,12 +89,12 @@ def test_fuzz_after_handshake(own_broker, uid, broker_log):
         report.append(f"BROKER ERROR LOGGED x{len(cases)}: {samples[key]}\n    {key}\n    first input: {cases[0]}")
     for problem, cases in problems.items():
         report.append(f"{problem} x{len(cases)}\n    first input: {cases[0]}")
-    report += _check_canary(url, uid, bodies)
+    report += check_canary(url, uid, bodies)
     if (bystander.is_alive() or bystander.errors or bystander.received != bystander.sent
             or bystander.received < 20):
         report.append(f"the bystander connection was affected: {bystander.errors} "
                       f"(sent {bystander.sent}, received {bystander.received})")
-    _delete_objects(url, _names(vhost.queues) - queues_before, _names(vhost.exchanges) - exchanges_before)
+    delete_new_objects(url, vhost, before)
     try:
         assert_broker_healthy(own_broker, uid)
     except Exception as exc:  # noqa: BLE001

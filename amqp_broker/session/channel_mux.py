@@ -38,18 +38,26 @@ def other_frame(session, ftype: int, number: int, channel, payload: bytes) -> No
 
 
 def _closing_channel(session, channel: ChannelSession, ftype: int, payload: bytes) -> None:
-    """Methods are still decoded (RabbitMQ's reader does: an undecodable one is a connection
-    error); content frames of a publish cut short by the error are dropped."""
+    """RabbitMQ's channel drops every command but channel.open (a connection error) and
+    close/close-ok; its reader still decodes methods (an undecodable or unknown one is a
+    connection error) and checks the content frame sequence (ContentAssembler.skip_*)."""
     if ftype == FRAME_HEARTBEAT:
         not_on_a_channel(ftype, payload)
+    content = channel.content
     if ftype != FRAME_METHOD:
+        content.skip_content(ftype == FRAME_HEADER, payload)
         return
     index = codec.method_index(payload)
-    decode_channel_method(index, payload, unknown_ok=True)
+    content.skip_method(index == codec.BASIC_PUBLISH)
+    ids = (index >> 16, index & 0xFFFF)
+    if decode_channel_method(index, payload, unknown_ok=True) is None:
+        raise AMQPError(errors.COMMAND_INVALID, f"unknown method {ids[0]}/{ids[1]}", *ids)
     if index == codec.CHANNEL_CLOSE_OK:
         session.channels.pop(channel.number, None)
     elif index == codec.CHANNEL_CLOSE:  # crossing ours
         session.send(handshake.channel_close_ok(channel.number))
+    elif index == codec.CHANNEL_OPEN:
+        raise AMQPError(errors.CHANNEL_ERROR, "second 'channel.open' seen", *ids)
 
 
 def _unopened(session, ftype: int, number: int, payload: bytes) -> None:

@@ -12,10 +12,15 @@ from ..message import Message
 MAX_MESSAGE_SIZE = 134217728  # RabbitMQ's default max_message_size
 
 _BODY_EXPECTED = "expected content body, got non content body frame instead"
+_HEADER_EXPECTED = "expected content header for class 60, got non content header frame instead"
+_METHOD_EXPECTED = "expected method frame, got non method frame instead"
+# What a closing channel expects next (`closing` / `skip_*`); a number >= 0 is body bytes.
+_CLOSING_METHOD, _CLOSING_HEADER, _CLOSING_CUT = -1, -2, -3
 
 
 class ContentAssembler:
-    __slots__ = ("expecting", "has_header", "_publish", "_header", "_body", "_remaining", "_complete", "_max_size")
+    __slots__ = ("expecting", "has_header", "_publish", "_header", "_body", "_remaining", "_complete", "_max_size",
+                 "_closing")
 
     def __init__(self, complete, max_size: int = MAX_MESSAGE_SIZE):
         self._complete = complete  # called with (Message, mandatory) when a publish is whole
@@ -27,6 +32,7 @@ class ContentAssembler:
         self._header = None
         self._body: list[bytes] = []
         self._remaining = 0
+        self._closing = _CLOSING_METHOD
 
     def start(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
         """basic.publish: its content frames follow."""
@@ -51,21 +57,14 @@ class ContentAssembler:
                 errors.UNEXPECTED_FRAME,
                 "expected content header for class 60, got non content header frame instead",
             )
-        if body_size > self._max_size:
-            self._too_large(body_size)
+        if body_size > self._max_size:  # the channel closes (cutting this publish short)
+            raise errors.precondition(f"message size {body_size} is larger than configured max size {self._max_size}")
         if body_size == 0:
             self._finish(payload, b"")
             return
         self._header = payload
         self.has_header = True
         self._remaining = body_size
-
-    def _too_large(self, body_size: int) -> None:
-        """406 with rabbit_channel's text; the publish is dropped (its body frames, if the
-        client sends them anyway, arrive on a closed channel and are ignored)."""
-        self._publish = None
-        self.expecting = False
-        raise errors.precondition(f"message size {body_size} is larger than configured max size {self._max_size}")
 
     def body(self, payload: bytes) -> None:
         """A body frame after the header (the engine checked)."""
@@ -100,3 +99,50 @@ class ContentAssembler:
         self._header = None
         self.expecting = self.has_header = False
         self._body = []
+
+    # -- a closing channel ----------------------------------------------------------------------
+    # After our channel.close and until the client's close-ok, RabbitMQ's channel drops every
+    # command, but its reader still assembles them (rabbit_command_assembler): a frame out of
+    # sequence is a connection error there too. Exception: when the error cut a publish short
+    # (we refuse an oversized body at its header, RabbitMQ only once it has it all), the rest
+    # of that publish's content is dropped unchecked.
+
+    def closing(self) -> None:
+        """Our channel.close is out (call before `reset`): frames now go to the skip_ methods."""
+        self._closing = _CLOSING_CUT if self.expecting else _CLOSING_METHOD
+
+    def skip_method(self, is_publish: bool) -> None:
+        """A method frame on the closing channel (raises if content was due)."""
+        state = self._closing
+        if state == _CLOSING_HEADER:
+            raise AMQPError(errors.UNEXPECTED_FRAME, _HEADER_EXPECTED, *codec.PUBLISH_IDS)
+        if state >= 0:
+            raise AMQPError(errors.UNEXPECTED_FRAME, _BODY_EXPECTED, *codec.PUBLISH_IDS)
+        self._closing = _CLOSING_HEADER if is_publish else _CLOSING_METHOD
+
+    def skip_content(self, is_header: bool, payload: bytes) -> None:
+        """A content header (of at least 12 bytes: the caller checked) or body frame on the
+        closing channel."""
+        state = self._closing
+        if state == _CLOSING_CUT:
+            return
+        if state == _CLOSING_METHOD:
+            raise AMQPError(errors.UNEXPECTED_FRAME, _METHOD_EXPECTED)
+        if state == _CLOSING_HEADER:
+            if not is_header:
+                raise AMQPError(errors.UNEXPECTED_FRAME, _HEADER_EXPECTED, *codec.PUBLISH_IDS)
+            class_id, weight, body_size = codec.content_header_fields(payload, 0)
+            if class_id != codec.CLASS_BASIC:
+                raise AMQPError(
+                    errors.UNEXPECTED_FRAME,
+                    f"expected content header for class 60, got one for class {class_id} instead",
+                    *codec.PUBLISH_IDS,
+                )
+            if weight:
+                raise AMQPError(errors.UNEXPECTED_FRAME, _HEADER_EXPECTED, *codec.PUBLISH_IDS)
+            self._closing = body_size if body_size else _CLOSING_METHOD
+            return
+        remaining = state - len(payload)
+        if is_header or remaining < 0:
+            raise AMQPError(errors.UNEXPECTED_FRAME, _BODY_EXPECTED, *codec.PUBLISH_IDS)
+        self._closing = remaining if remaining else _CLOSING_METHOD

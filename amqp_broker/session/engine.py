@@ -201,6 +201,7 @@ class Session:
             self.hard_error(exc)
             return
         log.debug("channel error on %s channel %s: %s", self.name, channel.number, exc.text)
+        channel.content.closing()
         channel.teardown()
         self.send(handshake.channel_close(channel.number, exc))
 

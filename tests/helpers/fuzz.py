@@ -552,3 +552,19 @@ def _replay(seed: int, number: int) -> tuple[str, bytes]:
         if n == number:
             return category, data
     raise KeyError(number)
+
+
+def count_frames(data: bytes) -> int:
+    """How many frames `data` holds as a broker's framer would cut it: whole frames, plus one
+    for a trailing piece (an incomplete frame, or bytes after a frame the broker refuses)."""
+    off, n, count = 0, len(data), 0
+    while off < n:
+        if n - off < 8:
+            return count + 1
+        _t, _ch, size = struct.unpack_from(">BHI", data, off)
+        end = off + 7 + size
+        if size > FRAME_MAX or end >= n or data[end] != 0xCE:
+            return count + 1
+        count += 1
+        off = end + 1
+    return count
