@@ -27,6 +27,7 @@ import pytest
 
 from helpers.broker import REFERENCE_URL, BrokerThread
 from helpers.mgmt import mgmt  # noqa: F401 - the management API fixture, for every module
+from helpers.serve_cli import serve_cli  # noqa: F401 - `amqp-broker serve` subprocesses
 
 
 @pytest.fixture(scope="session")

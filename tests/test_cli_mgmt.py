@@ -13,31 +13,6 @@ from helpers.process import clean_env, cli_command, free_port, port_open
 from helpers.wait import HANG_GUARD, wait_until
 
 
-@pytest.fixture
-def serve(tmp_path):
-    """Start `serve` with extra args; every process is killed at the end."""
-    procs = []
-
-    def start(*args: str, env: dict | None = None) -> subprocess.Popen:
-        amqp_port = free_port()
-        proc = subprocess.Popen(
-            cli_command() + ["serve", "--host", "127.0.0.1", "--port", str(amqp_port),
-                             "--data-dir", str(tmp_path / f"data{len(procs)}"), *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            env=env if env is not None else clean_env(), text=True,
-        )
-        procs.append(proc)
-        ready = wait_until(lambda: proc.poll() is not None or port_open(amqp_port), HANG_GUARD)
-        assert ready and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "not listening"
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
 def whoami(port: int) -> dict:
     # `serve` opens the AMQP port first, the management one once aiohttp is imported
     assert wait_until(lambda: port_open(port), HANG_GUARD), "management API not listening"
@@ -47,21 +22,21 @@ def whoami(port: int) -> dict:
         return json.loads(resp.read())
 
 
-def test_mgmt_port_serves_the_api(serve):
+def test_mgmt_port_serves_the_api(serve_cli):
     port = free_port()
-    serve("--mgmt-port", str(port))
+    serve_cli("--mgmt-port", str(port))
     assert whoami(port) == {"name": "guest", "tags": ["administrator"]}
 
 
-def test_mgmt_port_from_the_environment(serve):
+def test_mgmt_port_from_the_environment(serve_cli):
     port = free_port()
-    serve(env=clean_env(AMQP_BROKER_MGMT_PORT=str(port), AMQP_BROKER_MGMT_HOST="127.0.0.1"))
+    serve_cli(env=clean_env(AMQP_BROKER_MGMT_PORT=str(port), AMQP_BROKER_MGMT_HOST="127.0.0.1"))
     assert whoami(port)["name"] == "guest"
 
 
-def test_no_mgmt_starts_no_listener(serve):
+def test_no_mgmt_starts_no_listener(serve_cli):
     port = free_port()
-    serve("--no-mgmt", "--mgmt-port", str(port))
+    serve_cli("--no-mgmt", "--mgmt-port", str(port))
     assert not port_open(port)
 
 

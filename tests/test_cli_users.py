@@ -7,30 +7,8 @@ import subprocess
 import pika
 import pytest
 
-from helpers.process import clean_env, cli_command, free_port, port_open
-from helpers.wait import HANG_GUARD, wait_until
-
-
-@pytest.fixture
-def serve(tmp_path):
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str, env: dict | None = None, host: str = "127.0.0.1", data: str = "data") -> int:
-        port = free_port()
-        proc = subprocess.Popen(
-            cli_command() + ["serve", "--host", host, "--port", str(port),
-                             "--data-dir", str(tmp_path / data), *args],
-            env=env or clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        procs.append(proc)
-        assert wait_until(lambda: port_open(port) or proc.poll() is not None, HANG_GUARD)
-        assert proc.poll() is None, proc.stderr.read().decode()
-        return port
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(HANG_GUARD)
+from helpers.process import clean_env, cli_command
+from helpers.wait import HANG_GUARD
 
 
 def login(port: int, user: str, password: str, host: str = "127.0.0.1") -> bool:
@@ -43,15 +21,15 @@ def login(port: int, user: str, password: str, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def test_default_user_replaces_guest_on_the_first_start(serve):
-    port = serve("--default-user", "admin", "--default-pass", "s3cret")
+def test_default_user_replaces_guest_on_the_first_start(serve_cli):
+    port = serve_cli("--default-user", "admin", "--default-pass", "s3cret").port
     assert login(port, "admin", "s3cret")  # with full permissions on "/" (connection.open passed)
     assert not login(port, "guest", "guest")
 
 
-def test_default_user_from_the_environment(serve):
+def test_default_user_from_the_environment(serve_cli):
     env = clean_env(AMQP_BROKER_DEFAULT_USER="ops", AMQP_BROKER_DEFAULT_PASS="pw")
-    port = serve(env=env)
+    port = serve_cli(env=env).port
     assert login(port, "ops", "pw")
 
 
@@ -66,7 +44,7 @@ def test_default_user_needs_both_options(tmp_path, args):
     assert len(lines) == 1 and lines[0].startswith("amqp-broker: error: --default-"), proc.stderr
 
 
-def test_loopback_users_none_lets_guest_in_from_another_address(serve):
+def test_loopback_users_none_lets_guest_in_from_another_address(serve_cli):
     """guest may log in from a non-loopback address only when loopback_users is emptied. The
     test reaches the broker through this machine's own non-loopback address when it has one."""
     import socket
@@ -79,7 +57,7 @@ def test_loopback_users_none_lets_guest_in_from_another_address(serve):
     except OSError:
         pass
     assert address and not address.startswith("127."), "this machine has no non-loopback IPv4 address"
-    refused = serve(host="0.0.0.0", data="a")
+    refused = serve_cli(host="0.0.0.0").port
     assert not login(refused, "guest", "guest", host=address)
-    allowed = serve("--loopback-users", "none", host="0.0.0.0", data="b")
+    allowed = serve_cli("--loopback-users", "none", host="0.0.0.0").port
     assert login(allowed, "guest", "guest", host=address)

@@ -64,7 +64,7 @@ import aiormq
 import aiormq.exceptions
 from pamqp import commands as spec
 
-from helpers.process import clean_env, cli_command, free_port, port_open
+from helpers.process import clean_env, cli_command, free_port, port_open, stop_process
 from helpers.wait import HANG_GUARD
 
 for _name in ("aiormq", "aiormq.connection", "aiormq.channel", "asyncio"):
@@ -147,16 +147,7 @@ class BrokerProcess:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (graceful), SIGKILL if it hangs; returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def log_tail(self, n: int = 40) -> str:
         try:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
 from base64 import b64encode
 from pathlib import Path
 
-from helpers.process import clean_env, cli_command, free_port, port_open
+from helpers.process import clean_env, cli_command, free_port, port_open, stop_process
 
 STARTUP_TIMEOUT = 60.0
 
@@ -62,16 +61,7 @@ class ServedBroker:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (graceful), SIGKILL if it hangs; the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def __enter__(self) -> "ServedBroker":
         return self.start()
