@@ -22,12 +22,13 @@ from .server import ClientConnection
 from .session.content import MAX_MESSAGE_SIZE
 from .session.engine import HANDSHAKE_TIMEOUT
 from .expiry import Expirer
-from .permissions import FULL, Permissions
+from .permissions import Permissions
 from .policy_service import PolicyService
+from .recovery import load_recovered_queues, recover_definitions, recover_users
 from .stats import Churn, Sampler
 from .tls import TLSConfigError, TLSListenError, TLSOptions
 from .vhost import VHost
-from .vhost_registry import DEFAULT_VHOST, VHostRegistry
+from .vhost_registry import VHostRegistry
 
 log = logging.getLogger("amqp_broker")
 
@@ -132,18 +133,13 @@ class Broker:
         try:
             self.expirer = Expirer()
             self.vhost_registry.recover()
-            self._recover()
+            recover_definitions(self.store, self.vhosts)
             self.delayed.load(self.store.delayed())
-            self._recover_users()
+            recover_users(self.store, self.users, self.permissions)
             self.policies.load(self.store.policies())
             for name in self.vhosts:
                 self.policies.apply(name)
-            for vhost in self.vhosts.values():  # first page of every recovered queue
-                for queue in list(vhost.queues.values()):
-                    if queue.store is not None:
-                        queue.recover_expiries(await self.store.expiring(queue.store_id))
-                    await queue.wait_paged_in()
-                    queue.touch()
+            await load_recovered_queues(self.store, self.vhosts)
             self.alarms.start(self.loop)
             # the management listener first: once the AMQP port accepts, the whole broker is up
             # (clients and tests that wait for the AMQP port may use the API at once)
@@ -276,57 +272,6 @@ class Broker:
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
-
-    # -- recovery ----------------------------------------------------------------------------------
-
-    def _recover(self) -> None:
-        """Bring back durable exchanges, queues and bindings from the store."""
-        from .args import Arguments
-        from .exchanges import make_exchange
-        from .queue import Queue
-
-        defs = self.store.load()  # argument tables come back encoded, as they were saved
-        for xd in defs.exchanges:
-            vhost = self.vhosts.get(xd.vhost)
-            if vhost is None or xd.name in vhost.exchanges:
-                continue
-            args = Arguments.decode(xd.arguments)
-            ex = make_exchange(xd.type, xd.name, xd.durable, xd.auto_delete, xd.internal, args.plain)
-            ex.typed_arguments = args.typed
-            vhost.exchanges[xd.name] = ex
-        for qd in defs.queues:
-            vhost = self.vhosts.get(qd.vhost)
-            if vhost is None or qd.name in vhost.queues:
-                continue
-            args = Arguments.decode(qd.arguments)
-            queue = Queue(vhost, qd.name, qd.durable, None, qd.auto_delete, args.plain, args.typed)
-            if self.store.persists_messages and qd.store_id is not None:
-                queue.attach_store(self.store, qd.store_id)
-                queue.recover(qd.message_count, qd.min_seq, qd.max_seq, qd.delivered_seq)
-            vhost.queues[qd.name] = queue
-        for bd in defs.bindings:
-            vhost = self.vhosts.get(bd.vhost)
-            if vhost is None:
-                continue
-            source = vhost.exchanges.get(bd.source)
-            dest = (vhost.queues if bd.destination_type == "queue" else vhost.exchanges).get(bd.destination)
-            if source is None or dest is None:
-                continue
-            vhost.restore_binding(source, dest, bd.routing_key, Arguments.decode(bd.arguments).plain)
-
-    def _recover_users(self) -> None:
-        """Users and permissions live in the store once it has users; the first start writes
-        the defaults, each allowed everything on the default vhost (RabbitMQ's guest is)."""
-        self.users.attach_store(self.store)
-        self.permissions.attach_store(self.store)
-        rows = self.store.users()
-        if rows:
-            self.users.load(rows)
-            self.permissions.load(self.store.permissions())
-        else:
-            for user in self.users.users.values():
-                self.users.save(user)
-                self.permissions.set(user.name, DEFAULT_VHOST, FULL, FULL, FULL)
 
     # -- introspection -----------------------------------------------------------------------------
 

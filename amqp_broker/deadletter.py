@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from . import rawtable
 from .message import Message
 from .publish import enqueue
+from .routing import route_keys
 from .properties import EXPIRATION, HEADERS, Properties, splice_many
 from .tables import INT_LETTERS
 
@@ -164,7 +165,7 @@ def dead_letter(queue: "Queue", msg: Message, reason: str) -> bool:
     dead = Message(dlx_name, keys[0], header, msg.body)
     dead.persistent = msg.persistent
     dead.extra_keys = keys[1:] or None
-    targets = vhost.route_keys(exchange, dead, keys)
+    targets = route_keys(vhost, exchange, dead, keys)
     if reason != "rejected":
         kept = [q for q in targets if not is_cycle(q.name, deaths)]
         if len(kept) != len(targets):

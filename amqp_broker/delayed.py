@@ -52,7 +52,7 @@ from .publish import enqueue
 from .properties import HEADERS, Properties, splice
 from .queue_args import parse_expiration
 from .tables import INT_LETTERS
-from .vhost import extra_keys
+from .routing import extra_keys, route
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker import Broker
@@ -233,6 +233,6 @@ class DelayedDelivery:
         msg.persistent = props.delivery_mode == 2
         if props.expiration is not None:
             msg.ttl = parse_expiration(props.expiration)
-        queues = vhost.route(exchange, msg)
+        queues = route(vhost, exchange, msg)
         if queues:
             enqueue(msg, queues)

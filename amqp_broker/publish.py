@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .message import Message
 from .properties import strip_header
+from .routing import route
 
 ROUTED = 1  # at least one queue (or a delayed exchange) took the message
 REJECTED = 2  # some queue refused it (x-overflow reject-publish): nack under confirms
@@ -27,7 +28,7 @@ def publish(vhost, exchange, msg: Message, delayed) -> int:
             # (basic.return if mandatory); unlike the plugin (its issue #36) the alternate
             # exchange does not get a second copy now: the message is delivered once, when due.
             return STORED if delayed.hold(vhost, exchange, msg, delay) else 0
-    queues = vhost.route(exchange, msg)
+    queues = route(vhost, exchange, msg)
     if not queues:
         return 0
     exchange.stats_out += len(queues)

@@ -124,11 +124,6 @@ class Queue:
         if count:
             self.disk = DiskSegment(self, min_seq - 1, max_seq, count)
 
-    def recover_expiries(self, expiring: list[tuple[int, int]]) -> None:
-        """Stored entries keep their absolute expiry across a restart."""
-        if self.disk is not None:
-            self.disk.recover_expiries(expiring)
-
     # -- producers ---------------------------------------------------------------------------
 
     def enqueue(self, msg: "Message") -> bool:
@@ -310,13 +305,6 @@ class Queue:
             self.limit.trim(self)
         self.drain()
 
-    def bury(self, entry: QueueEntry) -> None:
-        """`entry` died where it sits in the ready list (or the disk tail): it stays there as a
-        tombstone that delivery skips, and stops counting at once."""
-        entry.state = GONE
-        self.tombstones += 1
-        self.ready_bytes -= len(entry.msg.body)
-
     def pop_head(self) -> QueueEntry | None:
         """Take the oldest live entry out of the ready list in RAM, past any tombstones (None
         if there is none). The caller decides its fate (delivered, dropped)."""
@@ -329,33 +317,6 @@ class Queue:
             self.ready_bytes -= len(entry.msg.body)
             return entry
         return None
-
-    def purge(self) -> int:
-        """Drop every ready message (unacked ones stay with their channels)."""
-        count = self.message_count
-        self._drop_ready(purge=True)
-        return count
-
-    def discard_all(self) -> None:
-        """The queue is being deleted: drop everything held in RAM."""
-        self.deleted = True
-        self._drop_ready(purge=False)
-        self.lease.cancel()
-
-    def _drop_ready(self, purge: bool) -> None:
-        """Every ready message goes, none dead-lettered; a purge also removes them from the
-        store (a deleted queue's store rows go with it)."""
-        for entry in self.ready:
-            if entry.state == READY:
-                entry.state = GONE
-                if purge:
-                    self.forget(entry)
-        self.ready.clear()
-        self.tombstones = 0
-        self.ready_bytes = 0
-        disk, self.disk = self.disk, None
-        if disk is not None:
-            disk.drop(purge)
 
     # -- x-expires -------------------------------------------------------------------------------
 

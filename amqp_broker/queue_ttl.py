@@ -42,7 +42,11 @@ class MessageTTL:
         queue = self.queue
         if entry.state != READY or queue.deleted:
             return  # delivered, settled, dropped or purged meanwhile
-        queue.bury(entry)
+        # it dies where it sits in the ready list (or the disk tail): a tombstone delivery
+        # skips, no longer counted
+        entry.state = GONE
+        queue.tombstones += 1
+        queue.ready_bytes -= len(entry.msg.body)
         queue.dead_letter(entry.msg, "expired")
         queue.forget(entry)
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 
-from .session import Session, effects
+from .session import Session, backpressure, effects, throttle
 from .tls import ConnectionTLS
 
 log = logging.getLogger("amqp_broker.connection")
@@ -56,7 +56,7 @@ class ClientConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=1 << 20)
         self.broker.connections.add(self)
         if self.broker.alarms.active:
-            self.session.resource_alarm(self.broker.alarms.active)
+            throttle.alarms_changed(self.session, self.broker.alarms.active)
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -76,10 +76,10 @@ class ClientConnection(asyncio.Protocol):
         self.closed_event.set()
 
     def pause_writing(self) -> None:
-        self.session.pause_writing()
+        backpressure.pause_writing(self.session)
 
     def resume_writing(self) -> None:
-        self.session.resume_writing()
+        backpressure.resume_writing(self.session)
         self._flush()
 
     # -- driving the engine ----------------------------------------------------------------------
@@ -136,7 +136,7 @@ class ClientConnection(asyncio.Protocol):
             self._resume_reading(_SUSPENDED)
 
     def _store_caught_up(self) -> None:
-        self.session.store_caught_up()
+        backpressure.store_caught_up(self.session)
         self._resume_reading(_STORE)
 
     def _pause_reading(self, why: str) -> None:
@@ -174,10 +174,10 @@ class ClientConnection(asyncio.Protocol):
         self._flush()
 
     def resource_alarm(self, active: frozenset) -> None:
-        """The broker's resource alarms changed (see Session.resource_alarm)."""
+        """The broker's resource alarms changed (see session/throttle.py)."""
         if self.session is None or self.transport is None or self.transport.is_closing():
             return
-        self.session.resource_alarm(active)
+        throttle.alarms_changed(self.session, active)
         self._flush()
 
     def abort(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import os
 
-from . import errors
+from . import errors, queue_drop
 from .arguments import check_exchange_equivalence, check_queue_equivalence
 from .args import Arguments
 from .errors import AMQPError, resource
@@ -18,12 +18,11 @@ from .exchanges import EXCHANGE_TYPES, BindingError, Exchange, ExchangeArgumentE
 from .expiry import Expirer
 from .queue import Queue
 from .queue_args import validate_queue_arguments
+from .routing import DEFAULT_EXCHANGE
 from .stats import VHostCounters
 from .storage.base import BindingDef, ExchangeDef, QueueDef
-from .tables import field_type
 from .vhost_limits import VHostLimits, check_queue_limit
 
-DEFAULT_EXCHANGE = ""
 REPLY_TO = "amq.rabbitmq.reply-to"
 REPLY_TO_PREFIX = REPLY_TO + "."  # reply routing keys: the prefix, then the channel's reply key
 PREDECLARED = (
@@ -35,8 +34,6 @@ PREDECLARED = (
     ("amq.match", "headers", False),
     ("amq.rabbitmq.trace", "topic", True),
 )
-_CC = b"\x02CC"
-_BCC = b"\x03BCC"
 
 
 def server_named_queue() -> str:
@@ -200,7 +197,7 @@ class VHost:
         for consumer in list(queue.consumers):
             queue.remove_consumer(consumer)
             consumer.channel.cancelled_by_server(consumer)
-        queue.discard_all()
+        queue_drop.discard_all(queue)
         self.stats.queue_gone(queue)
         if queue.exclusive_owner is not None:
             queue.exclusive_owner.exclusive_queues.discard(queue)
@@ -208,7 +205,7 @@ class VHost:
             self.store.delete_queue(self.name, queue.name, queue.store_id)
 
     def purge_queue(self, name: str, connection) -> int:
-        return self.get_queue(name, connection).purge()
+        return queue_drop.purge(self.get_queue(name, connection))
 
     def consumer_gone(self, queue: Queue) -> None:
         """Auto-delete a queue whose last consumer went away."""
@@ -271,124 +268,11 @@ class VHost:
             if not sources:
                 del self._sources[dest]
 
-    # -- routing ---------------------------------------------------------------------------------
-
-    def route(self, exchange: Exchange, msg) -> list[Queue]:
-        """Every queue `msg` goes to: exchange-to-exchange bindings followed with cycles cut,
-        CC/BCC keys added, alternate exchanges tried when nothing routes. Each queue once."""
-        routing_key = msg.routing_key
-        header = msg.header
-        keys = None
-        headers = None
-        if (_CC in header or _BCC in header) or exchange.uses_headers:
-            headers = msg.headers()
-            keys = extra_keys(headers)
-            msg.extra_keys = keys
-        if exchange.name == DEFAULT_EXCHANGE:
-            return self._route_default(routing_key, keys)
-        if keys is None:
-            dests = exchange.route(routing_key, headers)
-            # fast path: only queues behind one exchange (already distinct)
-            for dest in dests:
-                if dest.__class__ is not Queue:
-                    break
-            else:
-                if dests:
-                    return list(dests)
-                return self._alternate(exchange, msg, headers)
-        result = self._walk(exchange, [routing_key] + (keys or []), headers)
-        if result:
-            return result
-        return self._alternate(exchange, msg, headers)
-
-    def route_keys(self, exchange: Exchange, msg, keys: list[str]) -> list[Queue]:
-        """Route with an explicit list of routing keys (dead-lettering)."""
-        headers = msg.headers() if exchange.uses_headers else None
-        if exchange.name == DEFAULT_EXCHANGE:
-            return self._route_default(keys[0], keys[1:])
-        if len(keys) == 1:  # fast path: one key, only queues behind the exchange
-            dests = exchange.route(keys[0], headers)
-            if dests and all(dest.__class__ is Queue for dest in dests):
-                return list(dests)
-        result = self._walk(exchange, keys, headers)
-        if result:
-            return result
-        return self._alternate(exchange, msg, headers, keys)
-
-    def _route_default(self, routing_key, keys) -> list[Queue]:
-        queue = self.queues.get(routing_key)
-        if not keys:
-            return [queue] if queue is not None else []
-        out = []
-        for key in [routing_key] + keys:
-            q = self.queues.get(key)
-            if q is not None and q not in out:
-                out.append(q)
-        return out
-
-    def _walk(self, exchange: Exchange, keys: list[str], headers) -> list[Queue]:
-        seen_ex = {exchange}
-        pending = [exchange]
-        out: dict[Queue, None] = {}
-        while pending:
-            ex = pending.pop()
-            for key in keys:
-                for dest in ex.route(key, headers):
-                    if dest.__class__ is Queue:
-                        out[dest] = None
-                    elif dest not in seen_ex:
-                        seen_ex.add(dest)
-                        pending.append(dest)
-        return list(out)
-
-    def _alternate(self, exchange: Exchange, msg, headers, keys=None) -> list[Queue]:
-        """Alternate exchanges, followed until one routes (or a cycle / missing AE)."""
-        if keys is None:
-            keys = [msg.routing_key] + list(msg.extra_keys or ())
-        seen = {exchange.name}
-        ex = exchange
-        while True:
-            ae_name = ex.alternate
-            if not isinstance(ae_name, str) or ae_name in seen:
-                return []
-            seen.add(ae_name)
-            ae = self.exchanges.get(ae_name)
-            if ae is None:
-                return []
-            if ae.uses_headers and headers is None:
-                headers = msg.headers()
-            result = self._walk(ae, keys, headers)
-            if result:
-                return result
-            ex = ae
-
     # -- connection cleanup ----------------------------------------------------------------------
 
     def connection_closed(self, connection) -> None:
         for queue in list(connection.exclusive_queues):
             self.remove_queue(queue)
-
-
-def extra_keys(headers) -> list[str] | None:
-    """CC and BCC routing keys (arrays of strings) from the headers table."""
-    if not headers:
-        return None
-    keys = []
-    for name in ("CC", "BCC"):
-        if name not in headers:
-            continue
-        value = headers[name]
-        if not isinstance(value, list):
-            raise errors.precondition(
-                f'invalid message: {{unacceptable_type_in_header,"{name}",{field_type(value)}}}'
-            )
-        # only longstr elements count (rabbit_basic:header_routes); one that is not UTF-8
-        # keeps its bytes as surrogate escapes
-        keys.extend(
-            v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else v
-            for v in value if isinstance(v, (str, bytes))
-        )
-    return keys or None
 
 
 def _stored(queue: Queue) -> bool:

@@ -19,7 +19,7 @@ from pamqp import commands as C
 from amqp_broker.alarms import (
     DISK, MEMORY, ResourceAlarms, SizeError, Watermark, blocked_reason, parse_size,
 )
-from amqp_broker.session import effects
+from amqp_broker.session import effects, throttle
 from helpers.broker import BrokerThread
 from helpers.engine import EngineClient
 from helpers.wait import wait_until
@@ -88,7 +88,7 @@ def blocked_capable(client: EngineClient) -> EngineClient:
 
 def test_a_publish_under_an_alarm_blocks_the_connection():
     client = blocked_capable(EngineClient())
-    client.session.resource_alarm(frozenset({MEMORY}))
+    throttle.alarms_changed(client.session, frozenset({MEMORY}))
     assert client.frames() == [] and not client.session.blocked  # not publishing yet: not blocked
     client.send(C.Queue.Declare(queue="q"), 1)
     client.publish(1, b"m", "q")
@@ -98,7 +98,7 @@ def test_a_publish_under_an_alarm_blocks_the_connection():
     assert client.broker.vhosts["/"].queues["q"].message_count == 1  # the publish itself went through
     client.publish(1, b"m2", "q")  # already blocked: told once
     assert notices(client.frames()) == []
-    client.session.resource_alarm(frozenset())
+    throttle.alarms_changed(client.session, frozenset())
     assert notices(client.frames()) == ["unblocked"]
     assert effects.ALARM_UNBLOCK in client.effects
     assert not client.session.blocked
@@ -106,29 +106,29 @@ def test_a_publish_under_an_alarm_blocks_the_connection():
 
 def test_a_change_of_alarms_while_blocked_keeps_it_blocked():
     client = blocked_capable(EngineClient())
-    client.session.resource_alarm(frozenset({MEMORY}))
+    throttle.alarms_changed(client.session, frozenset({MEMORY}))
     client.publish(1, b"m", "")
     client.frames()
-    client.session.resource_alarm(frozenset({DISK}))
+    throttle.alarms_changed(client.session, frozenset({DISK}))
     assert client.frames() == [] and client.session.blocked
-    client.session.resource_alarm(frozenset())
+    throttle.alarms_changed(client.session, frozenset())
     assert notices(client.frames()) == ["unblocked"]
 
 
 def test_a_client_without_the_capability_is_blocked_without_being_told():
     client = EngineClient().open()
-    client.session.resource_alarm(frozenset({DISK}))
+    throttle.alarms_changed(client.session, frozenset({DISK}))
     client.publish(1, b"m", "")
     assert client.frames() == []
     assert client.session.blocked and effects.ALARM_BLOCK in client.effects
-    client.session.resource_alarm(frozenset())
+    throttle.alarms_changed(client.session, frozenset())
     assert client.frames() == [] and effects.ALARM_UNBLOCK in client.effects
 
 
 def test_a_blocked_connection_is_not_dropped_for_missed_heartbeats():
     client = blocked_capable(EngineClient())
     client.session.start_heartbeat(10)  # as a tune-ok asking for 10 s would
-    client.session.resource_alarm(frozenset({MEMORY}))
+    throttle.alarms_changed(client.session, frozenset({MEMORY}))
     client.publish(1, b"m", "")
     client.frames()
     for _ in range(10):  # 50 s of silence: nothing is read from a blocked connection

@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from amqp_broker import queue_drop
 from amqp_broker import queue as queue_module
 from amqp_broker import queue_paging
 from amqp_broker.message import Message
@@ -104,7 +105,7 @@ async def test_purge_counts_and_removes_what_is_on_disk():
     for _ in range(3):  # out with a "consumer": they survive the purge
         q.take()
     reads = store.reads
-    assert q.purge() == 6  # while the read the last take started is in flight
+    assert queue_drop.purge(q) == 6  # while the read the last take started is in flight
     await settle()
     assert store.reads == reads + 1  # it was: and it brought nothing back
     assert q.message_count == 0 and q.disk is None and not q.ready
@@ -172,7 +173,7 @@ async def test_delete_wakes_a_waiting_get_and_stops_paging():
     store.add_entry(1, 1, msg(b"r"))
     q.recover(1, 1, 1, 0)
     waiter = asyncio.ensure_future(q.wait_paged_in())
-    q.discard_all()
+    queue_drop.discard_all(q)
     await asyncio.wait_for(waiter, 1)
     await settle()
     assert q.disk is None and not q.ready and q.message_count == 0

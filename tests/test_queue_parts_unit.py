@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from amqp_broker import queue_drop
 from amqp_broker.args import Arguments
 from amqp_broker.errors import AMQPError
 from amqp_broker.expiry import Expirer, now_ms
@@ -189,7 +190,7 @@ def test_only_tombstones_left_means_empty_everywhere():
         q.enqueue(message(body))
     q.vhost.expirer.fire()
     assert q.ready and q.message_count == 0  # `ready` is not a count
-    assert q.purge() == 0
+    assert queue_drop.purge(q) == 0
     assert not q.ready and q.tombstones == 0
 
 
@@ -217,7 +218,7 @@ def test_requeue_before_expiry_keeps_the_timer():
 def test_expiry_after_delete_does_nothing():
     q = ttl_queue()
     q.enqueue(message(b"m", ttl=10))
-    q.discard_all()
+    queue_drop.discard_all(q)
     q.vhost.expirer.fire()
     assert q.dead == [] and q.tombstones == 0
 

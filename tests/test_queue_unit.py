@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from amqp_broker import queue_drop
 from amqp_broker.queue import Queue, QueueEntry
 
 
@@ -347,8 +348,8 @@ def test_purge_counts_ready_only():
     for i in range(5):
         q.enqueue(i)
     taken = q.take()
-    assert q.purge() == 4
-    assert q.message_count == 0 and q.purge() == 0
+    assert queue_drop.purge(q) == 4
+    assert q.message_count == 0 and queue_drop.purge(q) == 0
     q.requeue([taken])  # an unacked message survives a purge and can come back
     assert seqs(q) == [1] and q.ready[0].redelivered
     q.enqueue("new")
@@ -423,7 +424,7 @@ def test_random_operations_keep_order(seed):
             del out[s]
             gone.add(s)
         elif op >= 0.98:
-            assert q.purge() == len(waiting)
+            assert queue_drop.purge(q) == len(waiting)
             gone |= waiting
             waiting.clear()
             before.clear()

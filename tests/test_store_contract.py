@@ -15,6 +15,7 @@ import pytest
 
 from amqp_broker.args import encode_typed_table
 from amqp_broker.server import ClientConnection
+from amqp_broker.session import backpressure
 from amqp_broker.message import Message
 from amqp_broker.storage import EMPTY_TABLE, BindingDef, ExchangeDef, MemoryStore, QueueDef, Store
 from amqp_broker.storage import commit as commit_module
@@ -414,13 +415,13 @@ async def test_a_connection_paused_for_the_store_resumes_when_it_caught_up():
     conn = ClientConnection(broker)
     conn.connection_made(transport := Transport())
     conn.session.vhost = SimpleNamespace(store=store)
-    conn.session.store_behind()
-    conn.session.store_behind()  # already behind: one pause, one callback
+    backpressure.store_behind(conn.session)
+    backpressure.store_behind(conn.session)  # already behind: one pause, one callback
     conn.data_received(b"")  # the adapter carries out the engine's effects after a read
     assert transport.calls == ["pause"]
     await asyncio.sleep(0)
     assert transport.calls == ["pause", "resume"]
-    conn.session.store_behind()
+    backpressure.store_behind(conn.session)
     conn.data_received(b"")
     assert transport.calls == ["pause", "resume", "pause"]
 

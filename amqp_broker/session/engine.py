@@ -19,13 +19,13 @@ import logging
 from .. import codec, errors
 from ..codec import BASIC_ACK, BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, FrameError
 from ..errors import AMQPError
-from . import effects, handshake, throttle
+from . import effects, handshake, liveness, throttle
 from .channel import ChannelSession
 from .channel_mux import other_frame
 from .frames import METHOD_EXPECTED, content_expected, decode_channel_method, not_on_a_channel
 from .outbox import Outbox
 from .states import CLOSED, CLOSING, HEADER, OPENED
-from .timers import BEAT, DEADLINE, SILENT, Timers
+from .timers import Timers
 
 log = logging.getLogger("amqp_broker.connection")
 
@@ -66,7 +66,7 @@ class Session:
         self._buf = b""
         self._suspended = None  # (channel, continuation) to run when a Suspend effect completes
         self._held_frames: list = []
-        self._store_behind = False
+        self.store_is_behind = False  # the adapter was asked to wait for the store (backpressure.py)
         # resource alarms (throttle.py): the alarms in effect, whether this connection is
         # blocked (it published while one was), and whether it was told so
         self.resource_alarms: frozenset = frozenset()
@@ -99,7 +99,7 @@ class Session:
                 self._buf = data
                 return
             if not handshake.protocol_header(self, data[:8]):
-                self._finish(effects.CLOSE_SOCKET)
+                self.finish(effects.CLOSE_SOCKET)
                 return
             data = data[8:]
         outbox = self.outbox
@@ -229,10 +229,10 @@ class Session:
 
     def linger(self) -> None:
         """The closing handshake is complete (see effects.Linger)."""
-        self._finish(effects.LINGER)
+        self.finish(effects.LINGER)
         self.timers.set_deadline(self.now + LINGER_TIMEOUT)
 
-    def _finish(self, effect) -> None:
+    def finish(self, effect) -> None:
         """The AMQP conversation is over: nothing more is read, `effect` ends the socket."""
         self.state = CLOSED
         self.timers.stop_heartbeat()
@@ -245,7 +245,7 @@ class Session:
         """Drop the connection without connection.close (what RabbitMQ does for a wrong
         mechanism, a tune-ok out of range, or a failed login from an old client)."""
         self._teardown_channels()
-        self._finish(effects.CLOSE_SOCKET)
+        self.finish(effects.CLOSE_SOCKET)
 
     def _internal_failure(self, exc: Exception) -> None:
         """Last resort for a bug anywhere in the frame handling: log it, close the connection
@@ -257,10 +257,10 @@ class Session:
             if self.state < CLOSING:
                 self.hard_error(errors.InternalError(repr(exc)))
             elif self.state != CLOSED:
-                self._finish(effects.CLOSE_SOCKET)
+                self.finish(effects.CLOSE_SOCKET)
         except Exception:
             log.exception("cannot close %s cleanly, dropping it", self.name)
-            self._finish(effects.ABORT_SOCKET)
+            self.finish(effects.ABORT_SOCKET)
 
     def _teardown_channels(self) -> None:
         for channel in list(self.channels.values()):
@@ -277,7 +277,7 @@ class Session:
         self.timers.set_deadline(None)
         self.timers.stop_heartbeat()
 
-    # -- suspension and store backpressure ---------------------------------------------------
+    # -- suspension (waiting for the disk) ------------------------------------------------------
 
     def suspend(self, channel: ChannelSession, awaitable, then) -> None:
         """Stop handling frames until `awaitable` is done, then run `then()` (for `channel`)
@@ -317,21 +317,6 @@ class Session:
     def suspended(self) -> bool:
         return self._suspended is not None
 
-    def store_behind(self) -> None:
-        """The store asked publishers to wait (see effects.StoreBehind); once per episode."""
-        if not self._store_behind:
-            self._store_behind = True
-            self.effects.append(effects.STORE_BEHIND)
-
-    def store_caught_up(self) -> None:
-        self._store_behind = False
-
-    # -- resource alarms (throttle.py) -----------------------------------------------------
-
-    def resource_alarm(self, active: frozenset) -> None:
-        """The broker's memory/disk alarms changed: unblock this connection if none is left."""
-        throttle.alarms_changed(self, active)
-
     # -- output ------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
@@ -340,18 +325,6 @@ class Session:
     def data_to_send(self) -> bytes:
         """Everything to write now (see outbox.Outbox.drain)."""
         return self.outbox.drain()
-
-    def pause_writing(self) -> None:
-        """The adapter's send buffer is full: consumers stop getting deliveries."""
-        self.write_paused = True
-        for channel in self.channels.values():
-            channel.paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        for channel in list(self.channels.values()):
-            if channel.open:
-                channel.resume()
 
     # -- time ------------------------------------------------------------------------------------
 
@@ -370,25 +343,5 @@ class Session:
         self.broker.churn.connections_opened += 1  # RabbitMQ counts connections past open
 
     def tick(self, now: float) -> None:
-        """Called by the adapter at (or after) `wakeup_at`."""
-        self.now = now
-        outbox = self.outbox
-        if self.blocked:  # not read while blocked: its silence is ours (rabbit_heartbeat:pause_monitor)
-            self.timers.received = True
-        due = self.timers.due(now, outbox.sent_seen)
-        outbox.sent_seen = False
-        if due & DEADLINE:
-            if self.state < OPENED:
-                log.info("handshake timeout on %s", self.name)
-                self._finish(effects.ABORT_SOCKET)
-            elif self.state == CLOSING:  # no close-ok in time
-                self._finish(effects.CLOSE_SOCKET)
-            elif self.state == CLOSED:  # the peer did not close after close-ok
-                self.effects.append(effects.CLOSE_SOCKET)
-        if self.state >= CLOSING:
-            return
-        if due & SILENT:
-            log.warning("missed heartbeats from %s, closing it", self.name)
-            self._finish(effects.ABORT_SOCKET)
-        elif due & BEAT:
-            outbox.send(codec.HEARTBEAT_FRAME)
+        """Called by the adapter at (or after) `wakeup_at` (rules: liveness.py)."""
+        liveness.tick(self, now)

@@ -15,6 +15,7 @@ from ..properties import Properties, PropertyError, encode_shortstr, peek_publis
 from ..publish import REJECTED, ROUTED, STORED, publish
 from ..queue_args import parse_expiration
 from ..vhost import REPLY_TO, REPLY_TO_PREFIX
+from . import backpressure
 
 
 
@@ -86,7 +87,7 @@ def route(ch, msg: Message, exchange, mandatory: bool) -> None:
         else:
             exchange.stats_dropped += 1
     if outcome & STORED and ch.vhost.store.backlogged:
-        ch.session.store_behind()
+        backpressure.store_behind(ch.session)
     if confirm is None:
         return
     if outcome & REJECTED:
