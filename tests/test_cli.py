@@ -16,7 +16,7 @@ import pika
 import pytest
 from pika.exceptions import ConnectionClosedByBroker
 
-from helpers.pika_client import poll_get
+from helpers.pika_client import roundtrip
 from helpers.process import clean_env, cli_command, free_port, port_open
 from helpers.wait import wait_until
 
@@ -80,18 +80,6 @@ def servers():
         server.kill()
 
 
-def publish_and_get(params: pika.ConnectionParameters, body: bytes) -> bytes:
-    connection = pika.BlockingConnection(params)
-    try:
-        channel = connection.channel()
-        queue = channel.queue_declare(queue="", exclusive=True).method.queue
-        channel.basic_publish(exchange="", routing_key=queue, body=body)
-        return poll_get(channel, queue, timeout=5)[2]
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
 def params(host: str, port: int) -> pika.ConnectionParameters:
     return pika.ConnectionParameters(
         host=host,
@@ -108,10 +96,10 @@ def test_serve_ipv4_and_ipv6(tmp_path, servers):
     server = Server(tmp_path, ["--port", str(port), "--data-dir", str(tmp_path / "data")])
     servers.append(server)
     server.wait_ready(port)
-    assert publish_and_get(params("127.0.0.1", port), b"over ipv4") == b"over ipv4"
+    assert roundtrip(params("127.0.0.1", port), b"over ipv4") == b"over ipv4"
     # the issue requires [::1] to work with the default host (dual stack)
     assert ipv6_loopback_available(), "this machine has no IPv6 loopback"
-    assert publish_and_get(params("::1", port), b"over ipv6") == b"over ipv6"
+    assert roundtrip(params("::1", port), b"over ipv6") == b"over ipv6"
     assert "listening on" in server.stderr
 
 
@@ -121,7 +109,7 @@ def test_serve_explicit_ipv6_host(tmp_path, servers):
     server = Server(tmp_path, ["--host", "::1", "--port", str(port), "--data-dir", str(tmp_path / "data")])
     servers.append(server)
     server.wait_ready(port, host="::1")
-    assert publish_and_get(params("::1", port), b"v6 only") == b"v6 only"
+    assert roundtrip(params("::1", port), b"v6 only") == b"v6 only"
 
 
 def test_sigterm_closes_clients_with_320_and_exits_0(tmp_path, servers):
@@ -175,7 +163,7 @@ def test_env_vars(tmp_path, servers):
     servers.append(server)
     server.wait_ready(port)
     assert data_dir.is_dir()
-    assert publish_and_get(params("127.0.0.1", port), b"env") == b"env"
+    assert roundtrip(params("127.0.0.1", port), b"env") == b"env"
     assert str(port) in server.stderr
 
 
@@ -345,7 +333,7 @@ def test_second_broker_on_the_same_data_dir_is_refused(tmp_path, servers):
         line = assert_one_line_error(serve_once(data), data, "in use")
         assert "data dir" in line.lower() or "<data>" in line, line
     # the first one is unharmed
-    assert publish_and_get(params("127.0.0.1", port), b"still here") == b"still here"
+    assert roundtrip(params("127.0.0.1", port), b"still here") == b"still here"
     assert first.proc.poll() is None
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(timeout=10) == 0, first.stderr
@@ -368,4 +356,4 @@ def test_data_dir_is_free_again_after_kill9(tmp_path, servers):
     second = Server(tmp_path, ["--host", "127.0.0.1", "--port", str(port2), "--data-dir", str(data)], name="second")
     servers.append(second)
     second.wait_ready(port2)
-    assert publish_and_get(params("127.0.0.1", port2), b"after kill") == b"after kill"
+    assert roundtrip(params("127.0.0.1", port2), b"after kill") == b"after kill"

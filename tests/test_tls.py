@@ -25,7 +25,7 @@ from pamqp import commands, frame
 from amqp_broker.auth import EXTERNAL, MECHANISMS, AuthError, UserStore, offered_mechanisms
 from amqp_broker.tls import TLSConfigError, TLSOptions
 from helpers.broker import BrokerThread
-from helpers.pika_client import poll_get
+from helpers.pika_client import poll_get, roundtrip
 from helpers.process import clean_env, cli_command, free_port, port_open
 from helpers.tls import Certificates, make_certificates
 from helpers.wait import wait_until
@@ -72,18 +72,6 @@ def pika_params(certs: Certificates, port: int, pair=None, credentials=None) -> 
     )
 
 
-def pika_roundtrip(params: pika.ConnectionParameters, body: bytes) -> bytes:
-    connection = pika.BlockingConnection(params)
-    try:
-        channel = connection.channel()
-        queue = channel.queue_declare(queue="", exclusive=True).method.queue
-        channel.basic_publish(exchange="", routing_key=queue, body=body)
-        return poll_get(channel, queue, timeout=5)[2]
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
 def start_mechanisms(context: ssl.SSLContext | None, port: int) -> list[str]:
     """The mechanisms of connection.start, read off the wire (TLS when `context` is given)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
@@ -124,11 +112,11 @@ def https_get(certs: Certificates, url: str, pair=None):
 
 
 def test_pika_over_tls_without_a_client_certificate(broker, certs):
-    assert pika_roundtrip(pika_params(certs, broker.tls_port), b"over tls") == b"over tls"
+    assert roundtrip(pika_params(certs, broker.tls_port), b"over tls") == b"over tls"
 
 
 def test_pika_over_tls_with_a_client_certificate(broker, certs):
-    assert pika_roundtrip(pika_params(certs, broker.tls_port, certs.client), b"with cert") == b"with cert"
+    assert roundtrip(pika_params(certs, broker.tls_port, certs.client), b"with cert") == b"with cert"
 
 
 async def test_aio_pika_over_tls(broker, certs):
@@ -182,7 +170,7 @@ def test_fail_if_no_peer_cert_refuses_a_client_without_one(strict, certs):
 
 def test_fail_if_no_peer_cert_refuses_another_ca_and_accepts_ours(strict, certs):
     refused_handshake(certs.client_context(certs.other_ca_client), strict.tls_port)
-    assert pika_roundtrip(pika_params(certs, strict.tls_port, certs.client), b"strict") == b"strict"
+    assert roundtrip(pika_params(certs, strict.tls_port, certs.client), b"strict") == b"strict"
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
@@ -273,7 +261,7 @@ def test_external_login_of_a_user_without_password(broker_thread, broker, certs)
 
     broker_thread.call(add_user)
     params = pika_params(certs, broker.tls_port, certs.client_pair("cert-only"), pika.credentials.ExternalCredentials())
-    assert pika_roundtrip(params, b"no password") == b"no password"
+    assert roundtrip(params, b"no password") == b"no password"
 
 
 def test_external_login_of_an_unknown_user_is_refused_with_403(broker, certs):
@@ -393,9 +381,9 @@ def test_serve_with_tls_options(tmp_path, certs):
         try:
             assert wait_until(lambda: proc.poll() is not None or port_open(port), STARTUP_TIMEOUT)
             assert proc.poll() is None, (tmp_path / "serve.err").read_text()
-            assert pika_roundtrip(pika_params(certs, tls_port, certs.client), b"served") == b"served"
+            assert roundtrip(pika_params(certs, tls_port, certs.client), b"served") == b"served"
             external = pika_params(certs, tls_port, certs.client, pika.credentials.ExternalCredentials())
-            assert pika_roundtrip(external, b"external") == b"external"
+            assert roundtrip(external, b"external") == b"external"
             status, overview = https_get(certs, f"https://localhost:{mgmt_port}/api/overview")
             assert status == 200 and any(li["protocol"] == "amqp/ssl" for li in overview["listeners"])
         finally:

@@ -42,21 +42,12 @@ class ContentAssembler:
         self.expecting = True
 
     def header(self, payload: bytes) -> None:
-        """A content header while a publish expects one (the engine checked). The engine made sure it holds class-id, weight and body-size (12
-        bytes); the property list is checked when the message is complete (RabbitMQ's order)."""
+        """A content header while a publish expects one (the engine checked that, and that it
+        holds class-id, weight and body-size: 12 bytes); the property list is checked when the
+        message is complete (RabbitMQ's order)."""
         if self._header is not None:
             raise AMQPError(errors.UNEXPECTED_FRAME, _BODY_EXPECTED)
-        class_id, weight, body_size = codec.content_header_fields(payload, 0)
-        if class_id != codec.CLASS_BASIC:
-            raise AMQPError(
-                errors.UNEXPECTED_FRAME,
-                f"expected content header for class 60, got one for class {class_id} instead",
-            )
-        if weight:
-            raise AMQPError(
-                errors.UNEXPECTED_FRAME,
-                "expected content header for class 60, got non content header frame instead",
-            )
+        body_size = _header_body_size(payload)
         if body_size > self._max_size:  # the channel closes (cutting this publish short)
             raise errors.precondition(f"message size {body_size} is larger than configured max size {self._max_size}")
         if body_size == 0:
@@ -131,18 +122,23 @@ class ContentAssembler:
         if state == _CLOSING_HEADER:
             if not is_header:
                 raise AMQPError(errors.UNEXPECTED_FRAME, _HEADER_EXPECTED, *codec.PUBLISH_IDS)
-            class_id, weight, body_size = codec.content_header_fields(payload, 0)
-            if class_id != codec.CLASS_BASIC:
-                raise AMQPError(
-                    errors.UNEXPECTED_FRAME,
-                    f"expected content header for class 60, got one for class {class_id} instead",
-                    *codec.PUBLISH_IDS,
-                )
-            if weight:
-                raise AMQPError(errors.UNEXPECTED_FRAME, _HEADER_EXPECTED, *codec.PUBLISH_IDS)
+            body_size = _header_body_size(payload, codec.PUBLISH_IDS)
             self._closing = body_size if body_size else _CLOSING_METHOD
             return
         remaining = state - len(payload)
         if is_header or remaining < 0:
             raise AMQPError(errors.UNEXPECTED_FRAME, _BODY_EXPECTED, *codec.PUBLISH_IDS)
         self._closing = remaining if remaining else _CLOSING_METHOD
+
+
+def _header_body_size(payload: bytes, ids: tuple = ()) -> int:
+    """The body size of a content header of class basic with weight 0, as the command assembler
+    requires; 505 otherwise (with the method ids RabbitMQ names there, if any)."""
+    class_id, weight, body_size = codec.content_header_fields(payload, 0)
+    if class_id != codec.CLASS_BASIC:
+        raise AMQPError(
+            errors.UNEXPECTED_FRAME, f"expected content header for class 60, got one for class {class_id} instead", *ids
+        )
+    if weight:
+        raise AMQPError(errors.UNEXPECTED_FRAME, _HEADER_EXPECTED, *ids)
+    return body_size

@@ -245,3 +245,16 @@ def expect_channel_error(conn, fn, code: int, text: str | None = None):
     if text is not None:
         assert ei.value.reply_text == text
     return ei.value
+
+
+def roundtrip(params: pika.ConnectionParameters, body: bytes) -> bytes:
+    """Open a connection, publish `body` to a fresh exclusive queue, get it back, close."""
+    connection = pika.BlockingConnection(params)
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare(queue="", exclusive=True).method.queue
+        channel.basic_publish(exchange="", routing_key=queue, body=body)
+        return poll_get(channel, queue, timeout=5)[2]
+    finally:
+        if connection.is_open:
+            connection.close()
